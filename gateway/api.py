@@ -1,0 +1,82 @@
+"""The `endpoint` decorator every API route uses: authenticate, check the route's permission,
+parse and validate the JSON body and query string with marshmallow, call the view, shape the
+response. It also records what the OpenAPI document says about the route."""
+import functools
+import json
+
+from flask import g, jsonify, request, Response
+from marshmallow import ValidationError
+
+from gateway import auth
+from gateway.errors import ApiError
+from gateway.permissions import PERMISSIONS
+
+
+def endpoint(permission, body=None, query=None, response=None, status=200, summary="",
+             tags=None, many=False, org_scoped=True):
+    """permission: a key of PERMISSIONS, or "public" (no sign-in) or "signed_in" (no org needed).
+
+    The view is called with `body=` and/or `query=` (validated dicts) when schemas are given.
+    It returns plain data (serialized as JSON with `status`), or a Flask Response.
+    """
+    if permission not in PERMISSIONS and permission not in ("public", "signed_in"):
+        raise ValueError(f"unknown permission {permission}")
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(**kwargs):
+            if permission != "public":
+                auth.authenticate(permission, org_scoped=org_scoped)
+            if body is not None:
+                kwargs["body"] = _load(body, _json_body(), "body")
+            if query is not None:
+                kwargs["query"] = _load(query, _query_args(query), "query")
+            result = view(**kwargs)
+            if isinstance(result, Response):
+                return result
+            if isinstance(result, tuple):
+                result, code = result
+            else:
+                code = status
+            if result is None and code == 204:
+                return Response(status=204)
+            return jsonify(result), code
+
+        wrapper.openapi = {
+            "permission": permission, "body": body, "query": query, "response": response,
+            "status": status, "summary": summary or (view.__doc__ or "").strip().split("\n")[0],
+            "tags": tags or [], "many": many, "org_scoped": org_scoped,
+        }
+        return wrapper
+
+    return decorate
+
+
+def _json_body():
+    raw = request.get_data(cache=True)
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {err}")
+    if not isinstance(data, dict):
+        raise ApiError(400, "malformed_json", "request body must be a JSON object")
+    return data
+
+
+def _query_args(schema):
+    args = {}
+    for key in request.args:
+        values = request.args.getlist(key)
+        field = schema.fields.get(key)
+        from marshmallow import fields as f
+        args[key] = values if isinstance(field, f.List) else values[-1]
+    return args
+
+
+def _load(schema, data, where):
+    try:
+        return schema.load(data)
+    except ValidationError as err:
+        raise ApiError(400, "invalid", f"invalid {where}", errors=err.messages)

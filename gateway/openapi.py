@@ -1,0 +1,56 @@
+"""The OpenAPI document, generated from the routes' marshmallow schemas (never written by hand)."""
+import re
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import current_app
+
+_PARAM = re.compile(r"<(?:[a-z_]+:)?([a-z_]+)>")
+
+
+def build_spec(app):
+    spec = APISpec(
+        title="Outreach API", version="1.0.0", openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "REST API of the outreach platform. Every /api/v1 call except sign-up "
+                             "and sign-in needs `Authorization: Bearer <token>`; choose the "
+                             "organization with `X-Organization-Id`."},
+    )
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        view = app.view_functions.get(rule.endpoint)
+        meta = getattr(view, "openapi", None)
+        if meta is None:
+            continue
+        path = _PARAM.sub(r"{\1}", rule.rule)
+        operations = {}
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            op = {
+                "summary": meta["summary"], "tags": meta["tags"],
+                "x-permission": meta["permission"],
+                "responses": {str(meta["status"]): {"description": "success"},
+                              "4XX": {"description": "JSON error naming the problem"}},
+            }
+            params = [{"in": "path", "name": n, "required": True, "schema": {"type": "string"}}
+                      for n in _PARAM.findall(rule.rule)]
+            if meta["query"] is not None:
+                params.append({"in": "query", "schema": meta["query"]})
+            if params:
+                op["parameters"] = params
+            if meta["permission"] != "public":
+                op["security"] = [{"bearer": []}]
+            if meta["body"] is not None:
+                op["requestBody"] = {"required": True, "content": {
+                    "application/json": {"schema": meta["body"]}}}
+            if meta["response"] is not None:
+                schema = meta["response"]
+                content = {"schema": {"type": "array", "items": schema}} if meta["many"] \
+                    else {"schema": schema}
+                op["responses"][str(meta["status"])]["content"] = {"application/json": content}
+            operations[method.lower()] = op
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()
+
+
+def openapi_json():
+    return build_spec(current_app)

@@ -1,0 +1,1 @@
+"""Plumbing every service uses: config, database, outbox, idempotent handlers, errors, context."""

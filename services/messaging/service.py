@@ -1,0 +1,8 @@
+"""The messaging service (nameko entrypoints; thin)."""
+from services.common.db import Database
+from services.common import service as base  # a module, so `nameko run` finds only this class
+
+
+class MessagingService(base.ServiceBase):
+    name = "messaging"
+    db = Database("messaging")

@@ -1,0 +1,152 @@
+"""Runs the whole product for a test session the way `make run` does (the Procfile's commands,
+each service its own process), in a private PostgreSQL database and RabbitMQ vhost."""
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import psycopg2
+import requests
+
+from services.common.config import ROOT
+
+ADMIN_DSN = os.environ.get("TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_BASE = os.environ.get("TEST_AMQP_BASE", "pyamqp://guest:guest@127.0.0.1:5672")
+PUBLIC_BASE_URL = "https://outreach.example.org"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def procfile():
+    entries = {}
+    with open(os.path.join(ROOT, "Procfile")) as f:
+        for line in f:
+            if ":" in line and not line.startswith("#"):
+                name, cmd = line.split(":", 1)
+                entries[name.strip()] = cmd.strip()
+    return entries
+
+
+def rabbitmqctl(*args):
+    return subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60)
+
+
+class Stack:
+    def __init__(self, workdir):
+        tag = uuid.uuid4().hex[:10]
+        self.workdir = workdir
+        self.db_name = f"outreach_test_{tag}"
+        self.vhost = f"outreach_test_{tag}"
+        self.gateway_port = free_port()
+        self.smtp_port = free_port()
+        self.smtp_http_port = free_port()
+        self.url = f"http://127.0.0.1:{self.gateway_port}"
+        self.mail_url = f"http://127.0.0.1:{self.smtp_http_port}"
+        self.database_url = f"postgresql://postgres@127.0.0.1:5432/{self.db_name}"
+        self.procs = {}
+        self.own_vhost = False
+
+    @property
+    def amqp_uri(self):
+        return f"{AMQP_BASE}/{self.vhost}" if self.own_vhost else f"{AMQP_BASE}/"
+
+    def env(self):
+        env = dict(os.environ)
+        env.update({
+            "DATABASE_URL": self.database_url, "AMQP_URI": self.amqp_uri,
+            "GATEWAY_PORT": str(self.gateway_port), "SMTP_SINK_PORT": str(self.smtp_port),
+            "SMTP_SINK_HTTP_PORT": str(self.smtp_http_port),
+            "SMTP_SINK_DIR": os.path.join(self.workdir, "mail"),
+            "PUBLIC_BASE_URL": PUBLIC_BASE_URL, "PYTHONPATH": ROOT, "RPC_TIMEOUT": "30",
+            "LOG_LEVEL": "INFO", "OUTREACH_TEST": "1",
+        })
+        for svc in ("IDENTITY", "CONTACTS", "CAMPAIGNS", "MESSAGING", "REPORTING"):
+            env.pop(f"{svc}_DATABASE_URL", None)
+        return env
+
+    def start(self):
+        if shutil.which("rabbitmqctl") and rabbitmqctl("add_vhost", self.vhost).returncode == 0:
+            rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
+            self.own_vhost = True
+        env = self.env()
+        subprocess.run([sys.executable, "-m", "services.common.migrate"], cwd=ROOT, env=env,
+                       check=True, capture_output=True)
+        for name, cmd in procfile().items():
+            log = open(os.path.join(self.workdir, f"{name}.log"), "wb")
+            self.procs[name] = subprocess.Popen(
+                cmd, shell=True, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=90):
+        from nameko.standalone.rpc import ClusterRpcProxy
+        deadline = time.time() + timeout
+        services = [n for n in self.procs if n not in ("gateway", "smtp")]
+        with ClusterRpcProxy({"AMQP_URI": self.amqp_uri}, timeout=5) as proxy:
+            for name in services:
+                while True:
+                    self.check_alive()
+                    try:
+                        getattr(proxy, name).ping()
+                        break
+                    except Exception:
+                        if time.time() > deadline:
+                            raise RuntimeError(f"{name} did not start:\n{self.log(name)}")
+                        time.sleep(0.3)
+        for url in (f"{self.url}/health", f"{self.mail_url}/messages"):
+            while True:
+                self.check_alive()
+                try:
+                    if requests.get(url, timeout=2).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                if time.time() > deadline:
+                    raise RuntimeError(f"{url} did not answer")
+                time.sleep(0.2)
+
+    def check_alive(self):
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log(name)}")
+
+    def log(self, name):
+        path = os.path.join(self.workdir, f"{name}.log")
+        with open(path, "rb") as f:
+            return f.read()[-6000:].decode("utf-8", "replace")
+
+    def rpc(self, timeout=30):
+        from nameko.standalone.rpc import ClusterRpcProxy
+        return ClusterRpcProxy({"AMQP_URI": self.amqp_uri, "serializer": "json"}, timeout=timeout)
+
+    def db(self, schema):
+        return psycopg2.connect(self.database_url, options=f"-c search_path={schema}")
+
+    def stop(self):
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        if os.environ.get("KEEP_TEST_DB"):
+            return
+        conn = psycopg2.connect(ADMIN_DSN)
+        conn.autocommit = True
+        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+        conn.close()
+        if self.own_vhost:
+            rabbitmqctl("delete_vhost", self.vhost)
