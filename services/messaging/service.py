@@ -1,8 +1,206 @@
-"""The messaging service (nameko entrypoints; thin)."""
-from services.common.db import Database
+"""The messaging service (nameko entrypoints; thin): email settings and channel readiness,
+sending approved drafts, inbound email, and the communications feed."""
+import base64
+import binascii
+import logging
+
+from nameko.dependency_providers import Config
+from nameko.events import event_handler
+from nameko.rpc import RpcProxy, rpc
+from nameko.timer import timer
+
+from services.common import rpc as remote
 from services.common import service as base  # a module, so `nameko run` finds only this class
+from services.common.context import context
+from services.common.db import Database
+from services.common.errors import Invalid, NotFound
+from services.common.schemas import load
+from services.messaging import communications, inbound, inbound_email, outbound, settings, store
+from services.messaging import schemas
+
+log = logging.getLogger(__name__)
+
+MAX_INBOUND_BYTES = 30 * 1024 * 1024
+SWEEP_BATCH = 500
+SWEEP_AFTER_SECONDS = 60
 
 
 class MessagingService(base.ServiceBase):
     name = "messaging"
     db = Database("messaging")
+    config = Config()
+    contacts = RpcProxy("contacts")
+
+    # -- settings ---------------------------------------------------------------------------
+
+    @rpc
+    def get_email_settings(self, ctx):
+        ctx = context(ctx)
+        with self.db.transaction() as tx:
+            row = settings.load(tx, ctx["org_id"])
+        return settings.view(row, ctx["role"], self.config["PUBLIC_BASE_URL"])
+
+    @rpc
+    def set_sender_identity(self, ctx, data):
+        ctx = context(ctx)
+        data = load(schemas.SenderIdentitySchema(), data)
+        with self.db.transaction() as tx:
+            settings.set_sender(tx, ctx["org_id"], data)
+            row = settings.load(tx, ctx["org_id"])
+        return settings.view(row, ctx["role"], self.config["PUBLIC_BASE_URL"])
+
+    @rpc
+    def set_email_provider(self, ctx, data):
+        ctx = context(ctx)
+        data = load(schemas.EmailProviderSchema(), data)
+        with self.db.transaction() as tx:
+            settings.set_provider(tx, ctx["org_id"], data, self.config["SECRET_KEY"])
+            row = settings.load(tx, ctx["org_id"])
+        return settings.view(row, ctx["role"], self.config["PUBLIC_BASE_URL"])
+
+    @rpc
+    def channel_readiness(self, ctx, channel):
+        ctx = context(ctx)
+        channel = load(schemas.ChannelSchema(), {"channel": channel})["channel"]
+        with self.db.transaction() as tx:
+            row = settings.load(tx, ctx["org_id"])
+        return settings.readiness(row, channel)
+
+    @rpc
+    def list_channel_readiness(self, ctx):
+        ctx = context(ctx)
+        with self.db.transaction() as tx:
+            row = settings.load(tx, ctx["org_id"])
+        return [settings.readiness(row, channel) for channel in settings.CHANNELS]
+
+    # -- sending ----------------------------------------------------------------------------
+
+    @event_handler("campaigns", "drafts_approved")
+    def send_approved_drafts(self, payload):
+        try:
+            data = load(schemas.DraftsApprovedSchema(), payload)
+        except Invalid as err:
+            # A malformed event cannot become valid by retrying; say so and drop it.
+            log.error("ignoring malformed drafts_approved event: %s", err.details.get("errors"))
+            return
+        with self.db.transaction() as tx:
+            if not tx.first_time(data["event_id"], "messaging.send_approved_drafts"):
+                return
+            queued = outbound.accept_drafts(tx, data)
+        self._deliver(data["org_id"], queued)
+
+    @timer(interval=30)
+    def send_queued(self):
+        # Rows a crash, a contacts outage or a transient SMTP refusal left queued. Every replica
+        # runs this; claiming with SKIP LOCKED and the queued->sending step keep sends single.
+        with self.db.transaction() as tx:
+            due = store.due_queued(tx, SWEEP_BATCH, SWEEP_AFTER_SECONDS)
+        by_org = {}
+        for row in due:
+            by_org.setdefault(str(row["org_id"]), []).append(str(row["id"]))
+        for org_id, ids in by_org.items():
+            self._deliver(org_id, ids)
+
+    def _deliver(self, org_id, ids):
+        ctx = {"org_id": org_id, "role": "system"}
+
+        def reachable(channel, identifiers):
+            return remote.call(self.contacts, "reachable", ctx,
+                               {"channel": channel, "identifiers": identifiers}, timeout=15)
+
+        outbound.deliver(self.db, org_id, ids, reachable, self.config["SECRET_KEY"])
+
+    # -- inbound ----------------------------------------------------------------------------
+
+    @rpc
+    def receive_email(self, inbound_key, raw_b64):
+        """No ctx: the inbound key in the webhook URL names the organization."""
+        if not isinstance(inbound_key, str) or not inbound_key or len(inbound_key) > 200:
+            raise NotFound("unknown inbound address")
+        try:
+            raw = base64.b64decode(raw_b64 or "", validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise Invalid("invalid input", errors={"body": ["not base64"]})
+        if not raw.strip():
+            raise Invalid("invalid input", errors={"body": ["empty message"]})
+        if len(raw) > MAX_INBOUND_BYTES:
+            raise Invalid("invalid input", errors={"body": ["message too large"]})
+        parsed = inbound_email.parse(raw)
+        if not parsed["from_address"] or "@" not in parsed["from_address"]:
+            raise Invalid("invalid input", errors={"body": ["not an email: no From address"]})
+        with self.db.transaction() as tx:
+            row = store.settings_by_inbound_key(tx, inbound_key)
+            if row is None:
+                raise NotFound("unknown inbound address")
+            org_id = str(row["org_id"])
+            original = inbound.match(tx, org_id, parsed)
+        contact_id = None
+        if parsed["bounce"] is None and (original is None or original["contact_id"] is None):
+            contact_id = self._find_contact(org_id, parsed["from_address"])
+        for _ in range(2):
+            try:
+                with self.db.transaction() as tx:
+                    return inbound.record(tx, org_id, parsed, original, contact_id)
+            except inbound.DuplicateRace:
+                continue
+        raise inbound.DuplicateRace()
+
+    def _find_contact(self, org_id, address):
+        if not address:
+            return None
+        try:
+            found = remote.call(self.contacts, "find_contact", {"org_id": org_id, "role": "system"},
+                                {"email": address}, timeout=10)
+        except Exception:
+            # The contact link is an enrichment; the reply is still recorded in its thread.
+            log.warning("contacts.find_contact failed; inbound mail stored without a contact")
+            return None
+        return str(found["id"]) if found and found.get("id") else None
+
+    # -- communications feed ----------------------------------------------------------------
+
+    @rpc
+    def list_communications(self, ctx, filters=None):
+        ctx = context(ctx)
+        filters = load(schemas.CommunicationFiltersSchema(), filters or {})
+        cursor = None
+        if filters.get("cursor"):
+            try:
+                cursor = communications.decode_cursor(filters["cursor"])
+            except (ValueError, UnicodeDecodeError, binascii.Error):
+                raise Invalid("invalid input", errors={"cursor": ["not a cursor from this list"]})
+        limit = filters["limit"]
+        with self.db.transaction() as tx:
+            rows = store.list_communications(tx, ctx["org_id"], filters, cursor, limit)
+        page = rows[:limit]
+        return {"communications": [communications.view(r) for r in page],
+                "next_cursor": communications.encode_cursor(page[-1]) if len(rows) > limit else None}
+
+    @rpc
+    def get_communication(self, ctx, communication_id):
+        ctx = context(ctx)
+        comm_id = _uuid_or_404(communication_id, "communication")
+        with self.db.transaction() as tx:
+            row = store.get_communication(tx, ctx["org_id"], comm_id)
+        if row is None:
+            raise NotFound("communication not found")
+        return communications.view(row)
+
+    @rpc
+    def get_thread(self, ctx, thread_id):
+        ctx = context(ctx)
+        thread_id = _uuid_or_404(thread_id, "thread")
+        with self.db.transaction() as tx:
+            thread = store.get_thread(tx, ctx["org_id"], thread_id)
+            if thread is None:
+                raise NotFound("thread not found")
+            messages = store.thread_messages(tx, ctx["org_id"], thread_id)
+        return communications.thread_view(thread, messages)
+
+
+def _uuid_or_404(value, what):
+    import uuid
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise NotFound(f"{what} not found")

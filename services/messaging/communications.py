@@ -1,0 +1,82 @@
+"""Communications and threads: the one status vocabulary with its allowed transitions, how a row
+is shown to clients, and the feed's keyset cursor."""
+import base64
+import datetime
+
+# status -> the statuses it may move to.
+TRANSITIONS = {
+    "queued": {"sending", "failed"},
+    # queued again only after a transient SMTP refusal; bounced when a DSN proves it left
+    "sending": {"sent", "failed", "queued", "bounced"},
+    "sent": {"delivered", "bounced", "failed"},
+    "delivered": {"bounced"},                    # late bounces happen
+    "bounced": set(),
+    "failed": set(),
+    "received": set(),                           # inbound messages
+}
+STATUSES = tuple(TRANSITIONS)
+DIRECTIONS = ("outbound", "inbound")
+
+
+def may_move(current, new):
+    return new in TRANSITIONS.get(current, set())
+
+
+def view(row):
+    """JSON-safe communication: ids and datetimes as strings, internals left out."""
+    out = {
+        "id": str(row["id"]), "thread_id": str(row["thread_id"]),
+        "draft_id": _s(row["draft_id"]), "direction": row["direction"],
+        "channel": row["channel"], "status": row["status"], "is_test": row["is_test"],
+        "automatic": row["automatic"], "campaign_id": _s(row["campaign_id"]),
+        "run_id": _s(row["run_id"]), "contact_id": _s(row["contact_id"]),
+        "from_name": row["from_name"], "from_address": row["from_address"],
+        "to_name": row["to_name"], "to_address": row["to_address"],
+        "subject": row["subject"], "body": row["body"],
+        "stripped_text": row["stripped_text"],
+        "preview_text": _preview(row), "message_id": row["message_id"],
+        "in_reply_to": row["in_reply_to"], "references": list(row["references"] or []),
+        "attachments": row["attachments"] or [], "error": row["error"],
+        "bounce_type": row["bounce_type"],
+        "created_at": _t(row["created_at"]), "sent_at": _t(row["sent_at"]),
+        "updated_at": _t(row["updated_at"]),
+    }
+    return out
+
+
+def thread_view(thread, messages):
+    return {
+        "id": str(thread["id"]), "channel": thread["channel"],
+        "contact_id": _s(thread["contact_id"]), "campaign_id": _s(thread["campaign_id"]),
+        "run_id": _s(thread["run_id"]), "is_test": thread["is_test"],
+        "subject": thread["subject"], "created_at": _t(thread["created_at"]),
+        "last_message_at": _t(thread["last_message_at"]),
+        "messages": [view(m) for m in messages],
+    }
+
+
+def encode_cursor(row):
+    raw = f"{row['created_at'].isoformat()}|{row['id']}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def decode_cursor(cursor):
+    """(created_at, id) or ValueError for anything that is not one of our cursors."""
+    raw = base64.urlsafe_b64decode(cursor.encode() + b"=" * (-len(cursor) % 4)).decode()
+    created, _, ident = raw.partition("|")
+    import uuid
+    return datetime.datetime.fromisoformat(created), str(uuid.UUID(ident))
+
+
+def _preview(row):
+    text = row["stripped_text"] if row["stripped_text"] is not None else (row["body"] or "")
+    text = " ".join(text.split())
+    return text[:160]
+
+
+def _s(value):
+    return None if value is None else str(value)
+
+
+def _t(value):
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,123 @@
+"""Marshmallow schemas for messaging's RPC payloads and the events it consumes."""
+import re
+
+from email_validator import EmailNotValidError, validate_email
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates, post_load
+
+from services.messaging.communications import DIRECTIONS, STATUSES
+from services.messaging.settings import CHANNELS, TLS_MODES
+
+HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+                      r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+def _email(value):
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as err:
+        raise ValidationError(str(err))
+
+
+class SenderIdentitySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    email = fields.String(required=True, validate=validate.Length(max=320))
+    # Optional: the domain whose mail reaches our inbound webhook (reply tokens, VERP bounces).
+    reply_domain = fields.String(load_default=None, allow_none=True)
+
+    @validates("reply_domain")
+    def _domain(self, value, **kwargs):
+        if value is not None and not HOSTNAME.match(value):
+            raise ValidationError("not a valid domain name")
+
+    @post_load
+    def _normalize(self, data, **kwargs):
+        try:
+            data["email"] = _email(data["email"])
+        except ValidationError as err:
+            raise ValidationError({"email": err.messages})
+        data["name"] = data["name"].strip()
+        if not data["name"]:
+            raise ValidationError({"name": ["must not be blank"]})
+        if data.get("reply_domain"):
+            data["reply_domain"] = data["reply_domain"].lower()
+        return data
+
+
+class EmailProviderSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    kind = fields.String(required=True, validate=validate.OneOf(["smtp"]))
+    host = fields.String(required=True, validate=validate.Length(min=1, max=253))
+    port = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=65535))
+    username = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=320))
+    # Left out on an update, the stored password is kept.
+    password = fields.String(load_default=None, allow_none=True, load_only=True,
+                             validate=validate.Length(max=1000))
+    tls_mode = fields.String(required=True, validate=validate.OneOf(TLS_MODES))
+
+    @validates("host")
+    def _host(self, value, **kwargs):
+        if not HOSTNAME.match(value) and not re.match(r"^\d{1,3}(\.\d{1,3}){3}$", value):
+            raise ValidationError("not a valid host name")
+
+
+class ChannelSchema(Schema):
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+
+
+class CommunicationFiltersSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    channel = fields.String(validate=validate.OneOf(("email", "sms", "phone", "call")))
+    direction = fields.String(validate=validate.OneOf(DIRECTIONS))
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    is_test = fields.Boolean()
+    campaign_id = fields.UUID()
+    run_id = fields.UUID()
+    contact_id = fields.UUID()
+    thread_id = fields.UUID()
+    since = fields.AwareDateTime(default_timezone=None)
+    until = fields.AwareDateTime(default_timezone=None)
+    cursor = fields.String(load_default=None, allow_none=True)
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class DraftSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    draft_id = fields.UUID(required=True)
+    contact_id = fields.UUID(load_default=None, allow_none=True)
+    to_address = fields.String(required=True)
+    to_name = fields.String(load_default=None, allow_none=True)
+    subject = fields.String(load_default="", allow_none=True)
+    body = fields.String(load_default="", allow_none=True)
+
+
+class DraftsApprovedSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    event_id = fields.String(required=True)
+    org_id = fields.UUID(required=True)
+    run_id = fields.UUID(load_default=None, allow_none=True)
+    campaign_id = fields.UUID(load_default=None, allow_none=True)
+    channel = fields.String(load_default="email")
+    is_test = fields.Boolean(load_default=False)
+    drafts = fields.List(fields.Nested(DraftSchema), required=True)
+
+    @post_load
+    def _strings(self, data, **kwargs):
+        for key in ("org_id", "run_id", "campaign_id"):
+            if data.get(key) is not None:
+                data[key] = str(data[key])
+        for draft in data["drafts"]:
+            draft["draft_id"] = str(draft["draft_id"])
+            if draft.get("contact_id") is not None:
+                draft["contact_id"] = str(draft["contact_id"])
+        return data
