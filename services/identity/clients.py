@@ -1,0 +1,138 @@
+"""API credentials for machine clients (OAuth 2 client credentials).
+
+- A client is scoped to organizations its creator manages (owner/admin); the secret is shown once.
+- Access tokens `tru_at_...` live 15 minutes; refresh tokens `tru_rt_...` 30 days, single use,
+  rotated on every refresh. Presenting a spent refresh token again means it leaked: every token
+  of that client is revoked.
+- The token endpoint allows 10 requests a minute per client (counted in Postgres, so it holds
+  across replicas).
+"""
+import datetime as dt
+import uuid
+
+from services.common.errors import Invalid, NotFound, RateLimited, Unauthorized
+from services.identity import accounts, audit, credentials, store
+
+ACCESS_TTL = dt.timedelta(minutes=15)
+REFRESH_TTL = dt.timedelta(days=30)
+TOKEN_RATE_LIMIT = 10
+TOKEN_RATE_WINDOW = 60
+MANAGER_ROLES = ("owner", "admin")
+
+
+def client_view(c, secret=None):
+    out = {"id": str(c["id"]), "client_id": c["client_id"], "name": c["name"],
+           "org_ids": [str(o) for o in c["org_ids"]], "default_org_id": str(c["default_org_id"]),
+           "created_by": None if c["created_by"] is None else str(c["created_by"]),
+           "created_at": c["created_at"].isoformat(),
+           "revoked_at": c["revoked_at"].isoformat() if c["revoked_at"] else None}
+    if secret is not None:
+        out["client_secret"] = secret
+    return out
+
+
+def create(tx, ctx, data, actor):
+    """The creator must manage every organization named; the active one is always included."""
+    wanted = [str(o) for o in (data.get("org_ids") or [])] or [ctx["org_id"]]
+    if ctx["org_id"] not in wanted:
+        wanted.insert(0, ctx["org_id"])
+    managed = {str(m["org_id"]) for m in store.memberships_of_user(tx, ctx["user_id"])
+               if m["role"] in MANAGER_ROLES and not m["locked"]}
+    outside = [o for o in wanted if o not in managed]
+    if outside:
+        raise Invalid("you can only grant organizations you manage",
+                      errors={"org_ids": [f"not an organization you manage: {o}" for o in outside]})
+    secret = credentials.new_token("tru_cs_", 32)
+    client = store.insert_client(tx, {
+        "id": str(uuid.uuid4()), "client_id": credentials.new_token("tru_ci_", 12),
+        "secret_hash": credentials.hash_password(secret), "name": data["name"].strip(),
+        "org_ids": list(dict.fromkeys(wanted)), "default_org_id": ctx["org_id"],
+        "created_by": ctx["user_id"],
+    })
+    audit.record(tx, ctx, actor, "api_client.created", "api_client", client["id"], None,
+                 {"name": client["name"], "client_id": client["client_id"],
+                  "org_ids": [str(o) for o in client["org_ids"]]})
+    return client_view(client, secret=secret)
+
+
+def list_clients(tx, ctx):
+    return [client_view(c) for c in store.clients_of_org(tx, ctx["org_id"])]
+
+
+def revoke(tx, ctx, pk, actor):
+    client = store.client_in_org(tx, ctx["org_id"], pk)
+    if client is None:
+        raise NotFound("API client not found")
+    store.revoke_client(tx, client["id"])
+    audit.record(tx, ctx, actor, "api_client.revoked", "api_client", client["id"],
+                 {"revoked_at": None}, {"revoked": True})
+
+
+def rate_limit(tx, client_key):
+    count, oldest_age = store.hit(tx, f"oauth:{client_key}", TOKEN_RATE_WINDOW)
+    if count > TOKEN_RATE_LIMIT:
+        return RateLimited("too many token requests", retry_after=accounts.retry_after(
+            oldest_age, TOKEN_RATE_WINDOW))
+    return None
+
+
+def issue_pair(tx, client):
+    access = credentials.new_token("tru_at_")
+    refresh = credentials.new_token("tru_rt_")
+    now = accounts.now()
+    for kind, token, ttl in (("access", access, ACCESS_TTL), ("refresh", refresh, REFRESH_TTL)):
+        store.insert_token(tx, {"id": str(uuid.uuid4()), "client_pk": client["id"], "kind": kind,
+                                "token_hash": credentials.token_hash(token), "expires_at": now + ttl})
+    return {"access_token": access, "token_type": "bearer",
+            "expires_in": int(ACCESS_TTL.total_seconds()), "refresh_token": refresh,
+            "refresh_token_expires_in": int(REFRESH_TTL.total_seconds()),
+            "scope": " ".join(str(o) for o in client["org_ids"])}
+
+
+def token(tx, data):
+    """The token endpoint. Returns the token response, or an error to raise after commit
+    (rate-limit hits and revocations must be kept)."""
+    grant = data.get("grant_type")
+    if grant == "client_credentials":
+        client_id = data.get("client_id") or ""
+        limited = rate_limit(tx, client_id)
+        if limited:
+            return limited
+        client = store.client_by_client_id(tx, client_id)
+        if (client is None or client["revoked_at"] is not None or
+                not credentials.verify_password(client["secret_hash"], data.get("client_secret") or "")):
+            return Unauthorized("client authentication failed", oauth_error="invalid_client")
+        return issue_pair(tx, client)
+    if grant == "refresh_token":
+        row = store.token_by_hash(tx, credentials.token_hash(data.get("refresh_token") or ""),
+                                  for_update=True)
+        if row is None or row["kind"] != "refresh":
+            limited = rate_limit(tx, "unknown-refresh")
+            return limited or Unauthorized("the refresh token is not valid", oauth_error="invalid_grant")
+        limited = rate_limit(tx, row["client_id"])
+        if limited:
+            return limited
+        if data.get("client_id") and data["client_id"] != row["client_id"]:
+            return Unauthorized("the refresh token belongs to another client", oauth_error="invalid_grant")
+        if row["used_at"] is not None:
+            # A spent refresh token came back: someone kept a copy. End everything of this client.
+            store.revoke_client_tokens(tx, row["client_pk"])
+            return Unauthorized("the refresh token was already used; all tokens of this client "
+                              "are revoked", oauth_error="invalid_grant")
+        if (row["revoked_at"] is not None or row["client_revoked_at"] is not None
+                or row["expires_at"] <= accounts.now()):
+            return Unauthorized("the refresh token is not valid", oauth_error="invalid_grant")
+        store.mark_token_used(tx, row["id"])
+        client = {"id": row["client_pk"], "org_ids": row["org_ids"]}
+        return issue_pair(tx, client)
+    return Invalid("unsupported grant type", errors={"grant_type": [
+        "must be client_credentials or refresh_token"]}, oauth_error="unsupported_grant_type")
+
+
+def authenticate_client(tx, access_token):
+    row = store.token_by_hash(tx, credentials.token_hash(access_token or ""))
+    if (row is None or row["kind"] != "access" or row["revoked_at"] is not None
+            or row["client_revoked_at"] is not None or row["expires_at"] <= accounts.now()):
+        raise Unauthorized("the access token is not valid or has expired")
+    return {"client_id": row["client_id"], "org_ids": [str(o) for o in row["org_ids"]],
+            "default_org_id": str(row["default_org_id"]), "expires_at": row["expires_at"].isoformat()}

@@ -1,0 +1,88 @@
+"""TOTP second factor: enrolment with a provisioning URI, confirmation, single-use recovery codes."""
+import secrets
+
+import pyotp
+
+from services.common.errors import Invalid
+from services.identity import credentials, store
+
+ISSUER = "Outreach"
+RECOVERY_CODES = 10
+
+
+def begin_enrolment(tx, user):
+    """A fresh secret (kept, not yet enabled) and the otpauth:// URI an authenticator app scans."""
+    secret = pyotp.random_base32()
+    store.update_user(tx, user["id"], totp_secret=secret, totp_enabled=False)
+    uri = pyotp.TOTP(secret).provisioning_uri(name=user["email"], issuer_name=ISSUER)
+    return {"secret": secret, "provisioning_uri": uri}
+
+
+def totp_ok(secret, code):
+    code = (code or "").replace(" ", "")
+    return bool(secret) and code.isdigit() and pyotp.TOTP(secret).verify(code, valid_window=1)
+
+
+def new_recovery_codes():
+    plain = [f"{secrets.token_hex(4)}-{secrets.token_hex(4)}" for _ in range(RECOVERY_CODES)]
+    return plain, [credentials.token_hash(c) for c in plain]
+
+
+def confirm_enrolment(tx, user, code):
+    """Turn MFA on if the code matches the pending secret; returns the recovery codes (once)."""
+    if not totp_ok(user["totp_secret"], code):
+        return None
+    plain, hashed = new_recovery_codes()
+    store.update_user(tx, user["id"], totp_enabled=True, recovery_codes=hashed)
+    return plain
+
+
+def check_code(tx, user, code):
+    """A TOTP code, or a recovery code (which is then spent)."""
+    if totp_ok(user["totp_secret"], code):
+        return True
+    h = credentials.token_hash((code or "").strip().lower())
+    codes = list(user["recovery_codes"] or [])
+    if h in codes:
+        codes.remove(h)
+        store.update_user(tx, user["id"], recovery_codes=codes)
+        return True
+    return False
+
+
+def disable(tx, user, code):
+    if not user["totp_enabled"] or not check_code(tx, user, code):
+        return False
+    store.update_user(tx, user["id"], totp_enabled=False, totp_secret=None, recovery_codes=[])
+    return True
+
+
+# --- self-service (the caller is `who`, as accounts.authenticate answers) -----------------------
+
+def enrol(tx, who):
+    user = store.user(tx, who["user_id"], for_update=True)
+    if user["totp_enabled"]:
+        raise Invalid("two-factor sign-in is already on", errors={"mfa": ["already enabled"]})
+    return begin_enrolment(tx, user)
+
+
+def confirm(tx, who, code):
+    user = store.user(tx, who["user_id"], for_update=True)
+    if user["totp_enabled"] or not user["totp_secret"]:
+        raise Invalid("start enrolment first", errors={"code": ["no enrolment in progress"]})
+    codes = confirm_enrolment(tx, user, code)
+    if codes is None:
+        raise Invalid("the code is not valid", errors={"code": ["does not match"]})
+    # This session just proved the second factor.
+    tx.execute("UPDATE sessions SET mfa_verified = true WHERE id = %s", (who["session_id"],))
+    return {"mfa_enabled": True, "recovery_codes": codes}
+
+
+def turn_off(tx, who, code):
+    user = store.user(tx, who["user_id"], for_update=True)
+    if any(m["mfa_required"] for m in store.memberships_of_user(tx, user["id"])):
+        raise Invalid("an organization you belong to requires two-factor sign-in",
+                      errors={"mfa": ["required by your organization"]})
+    if not disable(tx, user, code):
+        raise Invalid("the code is not valid", errors={"code": ["does not match"]})
+    return {"mfa_enabled": False}
