@@ -10,6 +10,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 from services.common.config import ROOT, load_config
 
@@ -65,6 +66,12 @@ class Handler:
         return "250 Message accepted for delivery"
 
 
+def accept_any_login(server, session, envelope, mechanism, auth_data):
+    """The sink is a development stand-in for a real relay: any credentials are accepted, so a
+    provider configured with a username and password works against it unchanged."""
+    return AuthResult(success=True)
+
+
 def http_handler(store):
     class H(BaseHTTPRequestHandler):
         def _send(self, code, data):
@@ -105,7 +112,8 @@ def main():
         path = os.path.join(ROOT, path)
     store = Store(path)
     host = config["SMTP_SINK_HOST"]
-    controller = Controller(Handler(store), hostname=host, port=int(config["SMTP_SINK_PORT"]))
+    controller = Controller(Handler(store), hostname=host, port=int(config["SMTP_SINK_PORT"]),
+                            authenticator=accept_any_login, auth_require_tls=False)
     controller.start()
     http = ThreadingHTTPServer((host, int(config["SMTP_SINK_HTTP_PORT"])), http_handler(store))
     print(f"SMTP sink on {host}:{config['SMTP_SINK_PORT']}, messages at "
