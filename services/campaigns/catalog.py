@@ -1,0 +1,127 @@
+"""The rules about what campaigns are made of: goals, templates, agents and campaigns themselves
+(references must exist in the same organization and be of the right kind; changing a campaign's
+instructions makes a new version)."""
+from services.campaigns import store, templates
+from services.common.errors import Conflict, Invalid, NotFound
+
+KINDS = {"goals": "goal", "templates": "template", "agents": "agent", "campaigns": "campaign"}
+
+
+def get(tx, ctx, table, row_id, lock=False):
+    row = store.get(tx, table, ctx["org_id"], row_id, lock=lock)
+    if row is None:
+        raise NotFound(f"{KINDS[table]} not found", id=str(row_id))
+    return row
+
+
+def create(tx, ctx, table, values):
+    check = CHECKS.get(table)
+    if check:
+        check(tx, ctx, values, None)
+    row = store.insert(tx, table, ctx["org_id"], values)
+    if table == "campaigns":
+        store.add_version(tx, row["id"], row["version"], row["instructions"], ctx.get("user_id"))
+    return row
+
+
+def update(tx, ctx, table, row_id, values):
+    current = get(tx, ctx, table, row_id, lock=True)
+    check = CHECKS.get(table)
+    if check:
+        check(tx, ctx, values, current)
+    if table == "campaigns" and "instructions" in values \
+            and values["instructions"] != current["instructions"]:
+        values = dict(values, version=current["version"] + 1)
+        store.add_version(tx, row_id, values["version"], values["instructions"], ctx.get("user_id"))
+    return store.update(tx, table, ctx["org_id"], row_id, values)
+
+
+def delete(tx, ctx, table, row_id):
+    get(tx, ctx, table, row_id)
+    if table in ("goals", "templates", "agents"):
+        columns = {"goals": ["goal_id"], "templates": ["template_id"],
+                   "agents": ["writer_agent_id", "reviewer_agent_id"]}[table]
+        used = sum(store.campaigns_using(tx, ctx["org_id"], c, row_id) for c in columns)
+        if used:
+            raise Conflict(f"this {KINDS[table]} is used by {used} campaign(s); change them first",
+                           campaigns=used)
+    if table == "campaigns":
+        if tx.one("SELECT 1 FROM runs WHERE campaign_id = %s AND status IN ('queued', 'running') "
+                  "LIMIT 1", (row_id,)):
+            raise Conflict("this campaign has a run in progress; cancel it first")
+    store.delete(tx, table, ctx["org_id"], row_id)
+
+
+def check_template(tx, ctx, values, current):
+    merged = dict(current or {}, **values)
+    errors = templates.unknown_placeholders(merged)
+    if merged.get("channel", "email") == "email" and not (merged.get("subject") or "").strip():
+        errors.setdefault("subject", []).append("an email template needs a subject")
+    if errors:
+        raise Invalid("the template uses placeholders that cannot be filled", errors=errors)
+
+
+def check_agent(tx, ctx, values, current):
+    merged = dict(current or {}, **values)
+    if current and "type" in values and values["type"] != current["type"]:
+        used = store.campaigns_using(tx, ctx["org_id"], f"{current['type']}_agent_id", current["id"])
+        if used:
+            raise Invalid("agent in use", errors={"type": [
+                f"this {current['type']} is used by {used} campaign(s)"]})
+    if merged.get("provider") == "openai_compatible":
+        errors = {}
+        if not merged.get("base_url"):
+            errors["base_url"] = ["an openai_compatible agent needs the endpoint's base URL"]
+        if not merged.get("model") or merged.get("model") == "builtin":
+            errors["model"] = ["name the model the endpoint serves"]
+        if errors:
+            raise Invalid("incomplete provider settings", errors=errors)
+
+
+def check_campaign(tx, ctx, values, current):
+    merged = dict(current or {}, **values)
+    errors = {}
+
+    def ref(field, table, want_type=None):
+        row_id = values.get(field)
+        if row_id is None:
+            return
+        row = store.get(tx, table, ctx["org_id"], row_id)
+        if row is None:
+            errors[field] = [f"no such {KINDS[table]} in this organization"]
+        elif want_type and row["type"] != want_type:
+            errors[field] = [f"that agent is a {row['type']}, not a {want_type}"]
+        elif table == "templates" and row["channel"] != merged.get("channel"):
+            errors[field] = [f"that is a {row['channel']} template; the campaign is {merged.get('channel')}"]
+
+    ref("goal_id", "goals")
+    ref("writer_agent_id", "agents", "writer")
+    ref("reviewer_agent_id", "agents", "reviewer")
+    ref("template_id", "templates")
+    if current and "channel" in values and "template_id" not in values and merged.get("template_id"):
+        template = store.get(tx, "templates", ctx["org_id"], merged["template_id"])
+        if template and template["channel"] != values["channel"]:
+            errors.setdefault("template_id", []).append(
+                f"the campaign's template is for {template['channel']}; choose another or none")
+    if current and "channel" in values and values["channel"] != current["channel"] \
+            and tx.one("SELECT 1 FROM runs WHERE campaign_id = %s LIMIT 1", (current["id"],)):
+        errors.setdefault("channel", []).append("a campaign that has run cannot change channel")
+    if errors:
+        raise Invalid("the campaign refers to things that do not fit", errors=errors)
+
+
+CHECKS = {"templates": check_template, "agents": check_agent, "campaigns": check_campaign}
+
+
+def agent_views(tx, ctx, rows):
+    counts = store.active_campaign_counts(tx, ctx["org_id"], [r["id"] for r in rows]) if rows else {}
+    return [dict(r, active_campaign_count=counts.get(str(r["id"]), 0)) for r in rows]
+
+
+def campaign_view(tx, ctx, row):
+    out = dict(row)
+    out["versions"] = store.versions(tx, row["id"])
+    out["active_runs"] = tx.all(
+        "SELECT id, run_type, status, created_at FROM runs WHERE campaign_id = %s "
+        "AND status IN ('queued', 'running') ORDER BY created_at DESC", (row["id"],))
+    return out

@@ -1,0 +1,268 @@
+"""The rules about campaign runs: statuses and transitions (one table), starting a run after
+preflight, the run worker that pages the audience and drafts each page, completion, cancel.
+
+The worker is restartable: the audience cursor is stored on the run after every page (in the
+same transaction as that page's drafts and skips), and drafts are unique per run and recipient,
+so a redelivered `run_queued` resumes where the last committed page ended and duplicates nothing."""
+import datetime
+import logging
+
+from services.campaigns import drafts, preflight, store
+from services.common.errors import Conflict, DomainError, NotFound
+
+log = logging.getLogger(__name__)
+
+QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED = (
+    "queued", "running", "completed", "failed", "cancelled")
+
+# The one table of run statuses: status -> the statuses it may move to.
+TRANSITIONS = {
+    QUEUED: {RUNNING, CANCELLED, FAILED},
+    RUNNING: {COMPLETED, FAILED, CANCELLED},
+    COMPLETED: set(),
+    FAILED: set(),
+    CANCELLED: set(),
+}
+STATUSES = tuple(TRANSITIONS)
+FINAL = (COMPLETED, FAILED, CANCELLED)
+PAGE_SIZE = 1000
+SKIPS_SHOWN = 1000
+
+
+class PeerUnavailable(Exception):
+    """Another service did not answer (down, slow). The run stays as it is and is resumed later
+    by the stalled-run sweep instead of failing for a passing outage."""
+
+
+def may(status, to):
+    return to in TRANSITIONS.get(status, ())
+
+
+def now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def system_ctx(org_id):
+    return {"org_id": str(org_id), "user_id": None, "role": "system"}
+
+
+def move(tx, run, to, **values):
+    if not may(run["status"], to):
+        raise Conflict(f"a {run['status']} run cannot become {to}", status=run["status"])
+    if to in FINAL:
+        values["finished_at"] = now()
+    return store.set_run(tx, run["id"], status=to, **values)
+
+
+# --- starting --------------------------------------------------------------------------------
+
+def snapshot(tx, org_id, campaign):
+    """What the run is made with, frozen: later edits to the campaign, goal, template or agents
+    apply to the next run, never to drafts in flight."""
+    def pick(table, row_id, keys):
+        row = store.get(tx, table, org_id, row_id) if row_id else None
+        return {k: (str(row[k]) if k == "id" else row[k]) for k in keys} if row else None
+
+    agent_keys = ("id", "type", "name", "title", "model", "provider", "base_url", "api_key_env",
+                  "voice", "instructions")
+    return {
+        "campaign_name": campaign["name"],
+        "goal": pick("goals", campaign["goal_id"], ("id", "name", "description")),
+        "template": pick("templates", campaign["template_id"],
+                         ("id", "name", "subject", "preheader", "body")),
+        "writer": pick("agents", campaign["writer_agent_id"], agent_keys),
+        "reviewer": pick("agents", campaign["reviewer_agent_id"], agent_keys),
+    }
+
+
+def start(tx, ctx, campaign, run_type, facts):
+    """Preflight, then a `queued` run and its run_queued event (the worker takes it from there)."""
+    preflight.require_ready(campaign, run_type, facts)
+    run = store.insert_run(tx, ctx["org_id"], {
+        "campaign_id": campaign["id"], "channel": campaign["channel"], "run_type": run_type,
+        "status": QUEUED, "segment_id": campaign["segment_id"] if run_type == "live" else None,
+        "version": campaign["version"], "instructions": campaign["instructions"],
+        "snapshot": snapshot(tx, ctx["org_id"], campaign), "created_by": ctx.get("user_id"),
+    })
+    tx.emit("run_queued", {"org_id": ctx["org_id"], "run_id": str(run["id"]),
+                           "campaign_id": str(campaign["id"]), "channel": run["channel"],
+                           "run_type": run_type})
+    return run
+
+
+# --- the audience ----------------------------------------------------------------------------
+
+ADDRESS_FIELD = {"email": "email", "sms": "phone", "phone": "phone"}
+MISSING_REASON = {"email": "no_email", "sms": "no_phone", "phone": "no_phone"}
+
+
+def split_page(contacts, channel):
+    """A resolve_segment page -> (recipients, skips). Contacts has already dropped addresses of
+    unsubscribed contacts; a contact without the channel's address is skipped here too."""
+    recipients, skips = [], []
+    field = ADDRESS_FIELD[channel]
+    for c in contacts:
+        reason = c.get("skip_reason")
+        if not reason and not c.get(field):
+            reason = MISSING_REASON[channel]
+        if reason:
+            skips.append({"recipient_key": str(c["id"]), "contact_id": str(c["id"]), "reason": reason})
+            continue
+        recipients.append({
+            "recipient_key": str(c["id"]), "contact_id": str(c["id"]), "to_address": c[field],
+            "to_name": c.get("name") or "",
+            "contact": {k: c.get(k) for k in ("id", "name", "first_name", "last_name", "email",
+                                              "phone", "timezone", "custom")},
+        })
+    return recipients, skips
+
+
+def test_audience(organization, channel):
+    """A test run writes only to the organization's test recipients (the owner by default)."""
+    recipients, skips = [], []
+    field = ADDRESS_FIELD[channel]
+    for r in organization.get("test_recipients") or []:
+        address = r.get(field)
+        key = f"test:{(address or r.get('email') or r.get('name') or '').lower()}"
+        if not address:
+            skips.append({"recipient_key": key, "contact_id": None, "reason": MISSING_REASON[channel]})
+            continue
+        recipients.append({"recipient_key": key, "contact_id": None, "to_address": address,
+                           "to_name": r.get("name") or "",
+                           "contact": {"name": r.get("name") or "", "email": r.get("email"),
+                                       "phone": r.get("phone"), "custom": {}}})
+    return recipients, skips
+
+
+# --- the worker ------------------------------------------------------------------------------
+
+def work(db, peers, org_id, run_id, page_size=PAGE_SIZE):
+    """Run one run to the end of its audience. `db.transaction()` gives transactions; `peers`
+    answers get_organization and resolve_segment. Returns the run's final row state."""
+    ctx = system_ctx(org_id)
+    with db.transaction() as tx:
+        run = store.get_run(tx, org_id, run_id, lock=True)
+        if run is None or run["status"] not in (QUEUED, RUNNING):
+            return run
+        if run["status"] == QUEUED:
+            run = move(tx, run, RUNNING, started_at=now())
+    try:
+        organization = peers.get_organization(ctx)  # once per run, not per contact
+        while True:
+            # Read where the run stands, then page and write with no transaction open (contacts
+            # and a model endpoint may be slow), then store the page in one short transaction.
+            with db.transaction() as tx:
+                run = store.get_run(tx, org_id, run_id)
+                if run["status"] != RUNNING or run["audience_exhausted"]:
+                    break
+            if run["run_type"] == "test":
+                recipients, skips = test_audience(organization, run["channel"])
+                cursor = None
+            else:
+                answer = peers.resolve_segment(ctx, {
+                    "segment_id": str(run["segment_id"]), "channel": run["channel"],
+                    "after": run["cursor"], "limit": page_size})
+                recipients, skips = split_page(answer.get("contacts") or [], run["channel"])
+                cursor = answer.get("next_cursor")
+                if cursor is not None and cursor == run["cursor"]:
+                    cursor = None  # a cursor that does not move would loop forever
+            with db.transaction() as tx:
+                done = drafts.already_drafted(tx, run["id"], recipients)
+            rows = drafts.write_page(run, organization, recipients, done)
+            with db.transaction() as tx:
+                # The row lock serializes two workers given the same run (a redelivery while the
+                # first is alive); whoever finds the cursor moved drops its page and reads again.
+                current = store.get_run(tx, org_id, run_id, lock=True)
+                if current["status"] != RUNNING or current["cursor"] != run["cursor"] \
+                        or current["audience_exhausted"]:
+                    continue
+                skipped = store.insert_skips(tx, org_id, run["id"], skips)
+                drafted = drafts.store_page(tx, run, rows)
+                store.set_run(tx, run["id"], cursor=cursor or run["cursor"],
+                              audience_exhausted=cursor is None)
+                tx.emit("run_progress", {
+                    "org_id": str(org_id), "run_id": str(run["id"]),
+                    "campaign_id": str(run["campaign_id"]), "channel": run["channel"],
+                    "is_test": run["run_type"] == "test",
+                    "targeted": skipped + drafted, "skipped": skipped, "drafted": drafted})
+        with db.transaction() as tx:
+            return finish_if_done(tx, org_id, run_id)
+    except PeerUnavailable as err:
+        log.warning("run %s paused: %s; it resumes when the stalled-run sweep re-queues it",
+                    run_id, err)
+        return None
+    except DomainError as err:
+        return fail(db, org_id, run_id, err.message or type(err).__name__)
+    except Exception:
+        log.exception("run %s failed", run_id)
+        return fail(db, org_id, run_id, "internal error while drafting; see the campaigns log")
+
+
+def fail(db, org_id, run_id, error):
+    with db.transaction() as tx:
+        run = store.get_run(tx, org_id, run_id, lock=True)
+        if run and may(run["status"], FAILED):
+            run = move(tx, run, FAILED, error=error)
+        return run
+
+
+def completed_payload(tx, run):
+    counts = public_counts(store.run_counts(tx, run["id"]))
+    return {"org_id": str(run["org_id"]), "run_id": str(run["id"]),
+            "campaign_id": str(run["campaign_id"]), "channel": run["channel"],
+            "is_test": run["run_type"] == "test", "status": run["status"], "counts": counts}
+
+
+def finish_if_done(tx, org_id, run_id):
+    """A running run whose audience is exhausted and whose every draft is final completes."""
+    run = store.get_run(tx, org_id, run_id, lock=True)
+    if run is None or run["status"] != RUNNING or not run["audience_exhausted"]:
+        return run
+    if store.run_counts(tx, run_id)["open"]:
+        return run
+    run = move(tx, run, COMPLETED)
+    tx.emit("run_completed", completed_payload(tx, run))
+    return run
+
+
+def cancel(tx, ctx, run_id):
+    run = store.get_run(tx, ctx["org_id"], run_id, lock=True)
+    if run is None:
+        raise NotFound("run not found", run_id=str(run_id))
+    run = move(tx, run, CANCELLED)
+    drafts.reject_open(tx, ctx, run, "run cancelled")
+    return run
+
+
+COUNT_KEYS = ("targeted", "skipped", "drafted", "approved", "rejected", "sent", "failed", "replied")
+
+
+def public_counts(counts):
+    out = {k: counts[k] for k in COUNT_KEYS}
+    out["pending_approval"] = counts["pending_approval"]
+    out["flagged"] = counts["flagged"]
+    return out
+
+
+def detail(tx, run):
+    out = dict(run)
+    out.pop("cursor", None)
+    out["counts"] = public_counts(store.run_counts(tx, run["id"]))
+    out["skips"] = store.run_skips(tx, run["id"], SKIPS_SHOWN)
+    out["skips_by_reason"] = store.skips_by_reason(tx, run["id"])
+    return out
+
+
+def record_reply(tx, org_id, payload):
+    run_id = payload.get("run_id")
+    if not run_id:
+        return None
+    run = store.get_run(tx, org_id, run_id)
+    if run is None:
+        return None
+    thread = payload.get("thread_id") or payload.get("communication_id")
+    store.add_reply(tx, run["id"], str(thread), payload.get("contact_id"))
+    if payload.get("contact_id"):
+        tx.execute("UPDATE drafts SET replied_at = COALESCE(replied_at, now()) "
+                   "WHERE run_id = %s AND contact_id = %s", (run["id"], payload["contact_id"]))
+    return run
