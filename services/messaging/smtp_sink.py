@@ -1,11 +1,13 @@
 """Local SMTP sink for development and tests: accepts real SMTP and keeps each message as a file;
-a small HTTP API lists them (GET /messages, GET /messages/<id>, DELETE /messages)."""
+a small HTTP API lists them (GET /messages[?to=address], GET /messages/<id> with the raw
+message, DELETE /messages)."""
 import email
 import email.policy
 import json
 import os
 import threading
 import time
+import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -16,6 +18,9 @@ from services.common.config import ROOT, load_config
 
 
 class Store:
+    """Each message as <id>.eml (the bytes received) and <id>.json (envelope and parsed summary,
+    written once on arrival so listing thousands of messages stays fast)."""
+
     def __init__(self, path):
         self.path = path
         os.makedirs(path, exist_ok=True)
@@ -23,38 +28,52 @@ class Store:
 
     def add(self, mail_from, rcpt_tos, data):
         ident = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}"
+        meta = dict(summarize(data), id=ident, mail_from=mail_from, rcpt_to=list(rcpt_tos))
         with self.lock:
             with open(os.path.join(self.path, ident + ".eml"), "wb") as f:
                 f.write(data)
-            with open(os.path.join(self.path, ident + ".json"), "w") as f:
-                json.dump({"id": ident, "mail_from": mail_from, "rcpt_to": rcpt_tos}, f)
+            tmp = os.path.join(self.path, ident + ".json.tmp")
+            with open(tmp, "w") as f:
+                json.dump(meta, f)
+            os.replace(tmp, os.path.join(self.path, ident + ".json"))
         return ident
 
-    def list(self):
+    def list(self, to=None):
+        """Summaries in arrival order; `to` keeps those with that envelope recipient."""
         out = []
         for name in sorted(os.listdir(self.path)):
             if name.endswith(".json"):
-                out.append(self.get(name[:-5]))
+                with open(os.path.join(self.path, name)) as f:
+                    meta = json.load(f)
+                if to is None or to.lower() in (r.lower() for r in meta["rcpt_to"]):
+                    out.append(meta)
         return out
 
     def get(self, ident):
         with open(os.path.join(self.path, ident + ".json")) as f:
             meta = json.load(f)
         with open(os.path.join(self.path, ident + ".eml"), "rb") as f:
-            raw = f.read()
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
-        body = msg.get_body(preferencelist=("plain", "html"))
-        meta.update({
-            "subject": str(msg.get("Subject", "")), "from": str(msg.get("From", "")),
-            "to": str(msg.get("To", "")), "message_id": str(msg.get("Message-ID", "")),
-            "text": body.get_content() if body else "", "raw": raw.decode("utf-8", "replace"),
-        })
+            meta["raw"] = f.read().decode("utf-8", "replace")
         return meta
 
     def clear(self):
         with self.lock:
             for name in os.listdir(self.path):
                 os.remove(os.path.join(self.path, name))
+
+
+def summarize(raw):
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    try:
+        body = msg.get_body(preferencelist=("plain", "html"))
+        text = body.get_content() if body else ""
+    except Exception:  # a malformed body is still kept; the raw bytes are on disk
+        text = ""
+    return {
+        "subject": str(msg.get("Subject", "")), "from": str(msg.get("From", "")),
+        "to": str(msg.get("To", "")), "message_id": str(msg.get("Message-ID", "")),
+        "reply_to": str(msg.get("Reply-To", "")), "text": text,
+    }
 
 
 class Handler:
@@ -83,9 +102,11 @@ def http_handler(store):
             self.wfile.write(body)
 
         def do_GET(self):
-            parts = self.path.strip("/").split("/")
+            url = urllib.parse.urlsplit(self.path)
+            parts = url.path.strip("/").split("/")
             if parts == ["messages"]:
-                return self._send(200, store.list())
+                to = urllib.parse.parse_qs(url.query).get("to", [None])[0]
+                return self._send(200, store.list(to))
             if len(parts) == 2 and parts[0] == "messages":
                 try:
                     return self._send(200, store.get(os.path.basename(parts[1])))

@@ -30,12 +30,8 @@ def wait_for(probe, timeout=45, interval=0.25):
     return value
 
 
-def sink_messages(stack):
-    return requests.get(f"{stack.mail_url}/messages", timeout=10).json()
-
-
 def sink_to(stack, address):
-    return [m for m in sink_messages(stack) if address in m["rcpt_to"]]
+    return requests.get(f"{stack.mail_url}/messages", params={"to": address}, timeout=30).json()
 
 
 def signup(api, name):

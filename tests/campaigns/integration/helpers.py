@@ -76,7 +76,7 @@ def segment_with_contacts(stack, client, contacts):
 
 
 def mail_to(stack, address):
-    messages = requests.get(f"{stack.mail_url}/messages", timeout=60).json()
+    messages = requests.get(f"{stack.mail_url}/messages", params={"to": address}, timeout=60).json()
     if isinstance(messages, dict):
         messages = messages.get("messages", messages.get("items", []))
     return [m for m in messages if address.lower() in [r.lower() for r in m.get("rcpt_to", [])]]

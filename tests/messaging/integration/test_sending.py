@@ -54,8 +54,7 @@ def dispatch(stack, payload):
 
 
 def sink_messages(stack, to_address):
-    return [m for m in requests.get(stack.mail_url + "/messages", timeout=5).json()
-            if to_address in m["rcpt_to"]]
+    return requests.get(stack.mail_url + "/messages", params={"to": to_address}, timeout=30).json()
 
 
 def batch(org, drafts, is_test=False):
@@ -93,7 +92,7 @@ def test_approved_drafts_are_sent_once_even_when_the_event_arrives_twice(stack, 
     assert mail["message_id"] == f"<{comm_id}@example.org>"
     assert mail["subject"] == "Idea for Ana Souza"
     assert mail["from"] == "Jordan Ellis <jordan.ellis@example.org>"
-    assert "Reply-To: Jordan Ellis <reply+" in mail["raw"]
+    assert mail["reply_to"].startswith("Jordan Ellis <reply+")
     assert mail["mail_from"].startswith("bounce+") and mail["mail_from"].endswith("@in.example.org")
 
     with stack.rpc() as rpc:
