@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test demo venv infra migrate seed bench clean unit
+.PHONY: run test demo venv infra migrate seed bench clean unit docs
 
 $(STAMP): requirements.txt
 	@command -v $(PY) >/dev/null || { echo "Python 3.11 is required: install python3.11 (apt-get install python3.11 python3.11-venv) or set PY=/path/to/python3.11"; exit 1; }
@@ -42,6 +42,10 @@ unit: venv
 
 bench: venv infra
 	$(BIN)/python -m bench.run_all
+
+# Regenerates the documentation that is derived from code (docs/roles.md).
+docs: venv
+	$(BIN)/python -m scripts.roles_doc
 
 clean:
 	rm -rf $(VENV) var
