@@ -1,8 +1,488 @@
-"""The contacts service (nameko entrypoints; thin)."""
-from services.common.db import Database
+"""The contacts service (nameko entrypoints; thin): contacts, imports, tags, segments, consent."""
+import logging
+
+import eventlet
+
+from nameko.events import event_handler
+from nameko.dependency_providers import Config
+from nameko.rpc import RpcProxy, rpc
+
+from services.common import rpc as rpc_call
 from services.common import service as base  # a module, so `nameko run` finds only this class
+from services.common.context import context
+from services.common.db import Database
+from services.common.errors import Invalid
+from services.common.schemas import load
+from services.contacts import audience, consent, contacts, imports, sources
+from services.contacts import schemas as s
+from services.contacts import normalize
+
+log = logging.getLogger(__name__)
+FALLBACK = {"default_country": "US", "default_timezone": "UTC"}
 
 
 class ContactsService(base.ServiceBase):
     name = "contacts"
     db = Database("contacts")
+    identity = RpcProxy("identity")
+    config = Config()
+
+    def _defaults(self, ctx, override=None):
+        """The organization's default country and time zone (identity), with overrides."""
+        out = dict(FALLBACK)
+        try:
+            org = rpc_call.call(self.identity, "get_organization", ctx, timeout=5)
+            out.update({k: org[k] for k in ("default_country", "default_timezone") if org.get(k)})
+        except Exception as err:  # identity down or not built: imports still work on defaults
+            log.warning("organization defaults unavailable (%s): using %s", type(err).__name__, FALLBACK)
+        for k, v in (override or {}).items():
+            if v:
+                out[k] = v
+        if out.get("default_country"):
+            out["default_country"] = normalize.country(out["default_country"]) or "US"
+        return out
+
+    # -- contacts ---------------------------------------------------------------------------
+    @rpc
+    def create_contact(self, ctx, data):
+        ctx = context(ctx)
+        data = load(s.ContactIn(), data)
+        defaults = self._defaults(ctx)
+        with self.db.transaction() as tx:
+            row = contacts.create(tx, ctx, data, defaults)
+            return contacts.serialize(row, defaults["default_timezone"])
+
+    @rpc
+    def get_contact(self, ctx, contact_id):
+        ctx = context(ctx)
+        contact_id = _uuid(contact_id, "contact")
+        defaults = self._defaults(ctx)
+        with self.db.transaction() as tx:
+            from services.contacts.store import ContactStore
+            row = ContactStore(tx, ctx["org_id"]).get_contact(contact_id)
+            out = contacts.serialize(row, defaults["default_timezone"])
+            out["unsubscribe_history"] = consent.contact_history(tx, ctx, row)
+            return out
+
+    @rpc
+    def update_contact(self, ctx, contact_id, data):
+        ctx = context(ctx)
+        contact_id = _uuid(contact_id, "contact")
+        data = load(s.ContactIn(), data, partial=True)
+        defaults = self._defaults(ctx)
+        with self.db.transaction() as tx:
+            return contacts.serialize(contacts.update(tx, ctx, contact_id, data, defaults),
+                                      defaults["default_timezone"])
+
+    @rpc
+    def delete_contact(self, ctx, contact_id):
+        ctx = context(ctx)
+        contact_id = _uuid(contact_id, "contact")
+        with self.db.transaction() as tx:
+            contacts.delete(tx, ctx, contact_id)
+        return None
+
+    @rpc
+    def list_contacts(self, ctx, query=None):
+        ctx = context(ctx)
+        q = load(s.ContactQuery(), query or {})
+        defaults = self._defaults(ctx)
+        with self.db.transaction() as tx:
+            return contacts.list_contacts(tx, ctx, q, defaults)
+
+    @rpc
+    def set_unsubscribed(self, ctx, contact_id, data):
+        ctx = context(ctx)
+        contact_id = _uuid(contact_id, "contact")
+        data = load(s.Unsubscribe(), data)
+        defaults = self._defaults(ctx)
+        with self.db.transaction() as tx:
+            return contacts.serialize(consent.set_contact(tx, ctx, contact_id, data),
+                                      defaults["default_timezone"])
+
+    # -- uploads and imports ------------------------------------------------------------------
+    @rpc
+    def begin_upload(self, ctx, data):
+        ctx = context(ctx)
+        data = load(s.UploadStart(), data)
+        with self.db.transaction() as tx:
+            return imports.begin_upload(tx, ctx, data)
+
+    @rpc
+    def append_upload(self, ctx, upload_id, seq, chunk):
+        ctx = context(ctx)
+        upload_id = _uuid(upload_id, "upload")
+        if not isinstance(seq, int) or not isinstance(chunk, str):
+            raise Invalid("bad chunk", errors={"chunk": ["seq (int) and chunk (base64) required"]})
+        with self.db.transaction() as tx:
+            return imports.append_upload(tx, ctx, upload_id, seq, chunk)
+
+    @rpc
+    def describe_upload(self, ctx, upload_id):
+        ctx = context(ctx)
+        with self.db.transaction() as tx:
+            return imports.describe_upload(tx, ctx, _uuid(upload_id, "upload"))
+
+    @rpc
+    def import_contacts(self, ctx, data):
+        """Sync mode runs the import in this call and returns its result; job mode queues it
+        (`contacts.import_requested`) and returns the queued import to poll."""
+        ctx = context(ctx)
+        data = load(s.ImportStart(), data)
+        defaults = self._defaults(ctx, {"default_country": data.get("default_country"),
+                                        "default_timezone": data.get("default_timezone")})
+        if data.get("data_source_id"):
+            with self.db.transaction() as tx:
+                source = sources.get(tx, ctx, data["data_source_id"])
+                if data.get("mapping"):
+                    from psycopg2.extras import Json
+                    tx.execute("UPDATE data_sources SET mapping = %s WHERE id = %s",
+                               (Json(data["mapping"]), source["id"]))
+                else:
+                    data["mapping"] = sources.check_mapping(source)
+        if not data.get("mapping"):
+            raise Invalid("no mapping", errors={"mapping": ["give the column mapping"]})
+        if data["mode"] == "job":
+            with self.db.transaction() as tx:
+                import_id, upload = imports.create_import(tx, ctx, data)
+                tx.emit("import_requested", {"org_id": ctx["org_id"], "import_id": str(import_id),
+                                             "defaults": defaults})
+                return imports.import_out(tx, ctx, import_id)
+        with self.db.transaction() as tx:
+            import_id, _ = imports.create_import(tx, ctx, data)
+            tx.execute("UPDATE imports SET status = 'running' WHERE id = %s", (import_id,))
+            imports.run_import(tx, ctx, import_id, defaults, spawn=eventlet.spawn,
+                               reading=self.db.transaction)
+            return imports.import_out(tx, ctx, import_id)
+
+    @event_handler("contacts", "import_requested")
+    def run_import_job(self, payload):
+        ctx = {"org_id": payload["org_id"]}
+        with self.db.transaction() as tx:
+            if not tx.first_time(payload["event_id"], "contacts.run_import_job"):
+                return
+            tx.execute("UPDATE imports SET status = 'running' WHERE id = %s AND status = 'queued'",
+                       (payload["import_id"],))
+        with self.db.transaction() as tx:
+            imp = tx.one("SELECT upload_id FROM imports WHERE id = %s", (payload["import_id"],))
+            total = imports.estimate_records(tx, imp["upload_id"])
+            tx.execute("UPDATE imports SET rows_total = %s WHERE id = %s", (total, payload["import_id"]))
+
+        def progress(done, counts):
+            # Its own short transaction, so the API sees progress while the import runs.
+            from psycopg2.extras import Json
+            with self.db.transaction() as ptx:
+                ptx.execute("UPDATE imports SET rows_done = %s, counts = %s WHERE id = %s",
+                            (done, Json(counts), payload["import_id"]))
+
+        try:
+            with self.db.transaction() as tx:
+                imports.run_import(tx, ctx, payload["import_id"], payload["defaults"], progress,
+                                   spawn=eventlet.spawn, reading=self.db.transaction)
+        except Exception as err:
+            log.exception("import %s failed", payload["import_id"])
+            message = err.message if hasattr(err, "message") else "the import failed"
+            with self.db.transaction() as tx:
+                tx.execute("UPDATE imports SET status = 'failed', error = %s, finished_at = now()"
+                           " WHERE id = %s", (message, payload["import_id"]))
+
+    @rpc
+    def get_import(self, ctx, import_id):
+        ctx = context(ctx)
+        with self.db.transaction() as tx:
+            return imports.import_out(tx, ctx, _uuid(import_id, "import"))
+
+    @rpc
+    def import_result_csv(self, ctx, import_id):
+        ctx = context(ctx)
+        with self.db.transaction() as tx:
+            return imports.result_csv(tx, ctx, _uuid(import_id, "import"))
+
+    @rpc
+    def list_imports(self, ctx, query=None):
+        ctx = context(ctx)
+        with self.db.transaction() as tx:
+            return imports.list_imports(tx, ctx, (query or {}).get("data_source_id"))
+
+    # -- data sources ---------------------------------------------------------------------------
+    @rpc
+    def create_data_source(self, ctx, data):
+        ctx = context(ctx)
+        data = load(s.DataSourceIn(), data)
+        with self.db.transaction() as tx:
+            return sources.create(tx, ctx, data, self.config.get("SECRET_KEY"))
+
+    @rpc
+    def list_data_sources(self, ctx):
+        ctx = context(ctx)
+        with self.db.transaction() as tx:
+            return sources.list_sources(tx, ctx)
+
+    @rpc
+    def get_data_source(self, ctx, source_id):
+        ctx = context(ctx)
+        with self.db.transaction() as tx:
+            row = sources.get(tx, ctx, _uuid(source_id, "data source"))
+            return dict(sources.source_out(row), imports=imports.list_imports(tx, ctx, row["id"]))
+
+    @rpc
+    def update_data_source(self, ctx, source_id, data):
+        ctx = context(ctx)
+        data = load(s.DataSourcePatch(), data)
+        from psycopg2.extras import Json
+        with self.db.transaction() as tx:
+            row = sources.get(tx, ctx, _uuid(source_id, "data source"))
+            if "name" in data:
+                tx.execute("UPDATE data_sources SET name = %s WHERE id = %s", (data["name"], row["id"]))
+            if "mapping" in data:
+                tx.execute("UPDATE data_sources SET mapping = %s WHERE id = %s", (Json(data["mapping"]), row["id"]))
+            return sources.source_out(sources.get(tx, ctx, row["id"]))
+
+    @rpc
+    def delete_data_source(self, ctx, source_id):
+        ctx = context(ctx)
+        with self.db.transaction() as tx:
+            sources.delete(tx, ctx, _uuid(source_id, "data source"))
+
+    @rpc
+    def list_source_files(self, ctx, source_id):
+        """The importable files in an SFTP source's folder."""
+        ctx = context(ctx)
+        with self.db.transaction() as tx:
+            row = sources.get(tx, ctx, _uuid(source_id, "data source"))
+        if row["kind"] != "sftp":
+            raise Invalid("not an SFTP source", errors={"kind": ["only SFTP sources list files"]})
+        session = sources.Sftp(row, self.config.get("SECRET_KEY"))
+        try:
+            return {"data_source_id": str(row["id"]), "files": session.files()}
+        finally:
+            session.close()
+
+    @rpc
+    def sync_data_source(self, ctx, source_id, data):
+        """Imports the chosen files of an SFTP source, each as a job (poll the imports)."""
+        ctx = context(ctx)
+        data = load(s.SyncIn(), data)
+        defaults = self._defaults(ctx)
+        with self.db.transaction() as tx:
+            row = sources.get(tx, ctx, _uuid(source_id, "data source"))
+            mapping = sources.check_mapping(row)
+        if row["kind"] != "sftp":
+            raise Invalid("not an SFTP source", errors={"kind": ["upload files to a file source"]})
+        session = sources.Sftp(row, self.config.get("SECRET_KEY"))
+        uploads = []
+        try:
+            available = {f["name"] for f in session.files()}
+            unknown = [f for f in data["files"] if f not in available]
+            if unknown:
+                raise Invalid("no such files", errors={"files": [f"{f} is not in the folder" for f in unknown]})
+            for name in data["files"]:
+                with self.db.transaction() as tx:
+                    uploads.append(sources.store_upload(tx, ctx, name, session.chunks(name)))
+        finally:
+            # Closed before any import starts: the SFTP socket's green reader must be gone
+            # before other green threads open database connections (fd reuse).
+            session.close()
+        queued = []
+        for upload_id in uploads:
+            with self.db.transaction() as tx:
+                import_id, _ = imports.create_import(tx, ctx, {
+                    "upload_id": upload_id, "mapping": mapping, "data_source_id": row["id"]})
+                tx.emit("import_requested", {"org_id": ctx["org_id"], "import_id": str(import_id),
+                                             "defaults": defaults})
+                queued.append(imports.import_out(tx, ctx, import_id))
+        return {"data_source_id": str(row["id"]), "imports": queued}
+
+    # -- tags -----------------------------------------------------------------------------------
+    @rpc
+    def create_tag(self, ctx, data):
+        ctx = context(ctx)
+        data = load(s.TagIn(), data)
+        with self.db.transaction() as tx:
+            return audience.create_tag(tx, ctx, data)
+
+    @rpc
+    def list_tags(self, ctx, query=None):
+        ctx = context(ctx)
+        q = query or {}
+        with self.db.transaction() as tx:
+            return audience.list_tags(tx, ctx, q.get("kind"), q.get("active"), q.get("q"))
+
+    @rpc
+    def update_tag(self, ctx, tag_id, data):
+        ctx = context(ctx)
+        data = load(s.TagPatch(), data)
+        with self.db.transaction() as tx:
+            return audience.update_tag(tx, ctx, _uuid(tag_id, "tag"), data)
+
+    @rpc
+    def delete_tag(self, ctx, tag_id):
+        ctx = context(ctx)
+        with self.db.transaction() as tx:
+            audience.delete_tag(tx, ctx, _uuid(tag_id, "tag"))
+
+    @rpc
+    def tag_contact(self, ctx, contact_id, data):
+        ctx = context(ctx)
+        data = load(s.Tagging(), data)
+        defaults = self._defaults(ctx)
+        with self.db.transaction() as tx:
+            cid = _uuid(contact_id, "contact")
+            audience.tag_contact(tx, ctx, cid, data)
+            from services.contacts.store import ContactStore
+            return contacts.serialize(ContactStore(tx, ctx["org_id"]).get_contact(cid),
+                                      defaults["default_timezone"])
+
+    @rpc
+    def bulk_tag(self, ctx, data):
+        ctx = context(ctx)
+        data = load(s.BulkTagging(), data)
+        with self.db.transaction() as tx:
+            return audience.bulk_tag(tx, ctx, data)
+
+    # -- segments -------------------------------------------------------------------------------
+    @rpc
+    def create_segment(self, ctx, data):
+        ctx = context(ctx)
+        data = load(s.SegmentIn(), data)
+        with self.db.transaction() as tx:
+            return audience.create_segment(tx, ctx, data)
+
+    @rpc
+    def list_segments(self, ctx):
+        ctx = context(ctx)
+        with self.db.transaction() as tx:
+            return audience.list_segments(tx, ctx)
+
+    @rpc
+    def get_segment(self, ctx, segment_id):
+        ctx = context(ctx)
+        with self.db.transaction() as tx:
+            return audience.segment_out(audience.get_segment(tx, ctx, _uuid(segment_id, "segment")))
+
+    @rpc
+    def update_segment(self, ctx, segment_id, data):
+        ctx = context(ctx)
+        data = load(s.SegmentPatch(), data)
+        with self.db.transaction() as tx:
+            return audience.update_segment(tx, ctx, _uuid(segment_id, "segment"), data)
+
+    @rpc
+    def delete_segment(self, ctx, segment_id):
+        ctx = context(ctx)
+        with self.db.transaction() as tx:
+            audience.delete_segment(tx, ctx, _uuid(segment_id, "segment"))
+
+    @rpc
+    def segment_exists(self, ctx, segment_id):
+        ctx = context(ctx)
+        try:
+            sid = _uuid(segment_id, "segment")
+        except Invalid:
+            return False
+        with self.db.transaction() as tx:
+            return tx.one("SELECT 1 FROM segments WHERE org_id = %s AND id = %s",
+                          (ctx["org_id"], sid)) is not None
+
+    @rpc
+    def count_segment(self, ctx, segment_id):
+        ctx = context(ctx)
+        with self.db.transaction() as tx:
+            return audience.count_segment(tx, ctx, _uuid(segment_id, "segment"))
+
+    @rpc
+    def preview_segment(self, ctx, segment_id, limit=20):
+        ctx = context(ctx)
+        limit = max(1, min(int(limit or 20), 100))
+        defaults = self._defaults(ctx)
+        with self.db.transaction() as tx:
+            return audience.preview_segment(tx, ctx, _uuid(segment_id, "segment"), limit, defaults)
+
+    @rpc
+    def explain_membership(self, ctx, segment_id, contact_id):
+        ctx = context(ctx)
+        with self.db.transaction() as tx:
+            return audience.why(tx, ctx, _uuid(segment_id, "segment"), _uuid(contact_id, "contact"))
+
+    @rpc
+    def resolve_segment(self, ctx, data):
+        ctx = context(ctx)
+        q = load(s.Resolve(), data)
+        defaults = self._defaults(ctx)
+        with self.db.transaction() as tx:
+            return audience.resolve(tx, ctx, q, defaults["default_timezone"])
+
+    @rpc
+    def reachable(self, ctx, data):
+        ctx = context(ctx)
+        q = load(s.Reachable(), data)
+        with self.db.transaction() as tx:
+            return audience.reachable(tx, ctx, q["channel"], q["identifiers"])
+
+    @rpc
+    def find_contact(self, ctx, data):
+        ctx = context(ctx)
+        q = load(s.FindContact(), data)
+        defaults = self._defaults(ctx)
+        with self.db.transaction() as tx:
+            return audience.find_contact(tx, ctx, q, defaults)
+
+    # -- unsubscribes -----------------------------------------------------------------------------
+    @rpc
+    def change_unsubscribes(self, ctx, data):
+        ctx = context(ctx)
+        data = load(s.UnsubscribeBatch(), data)
+        with self.db.transaction() as tx:
+            return consent.change_batch(tx, ctx, data)
+
+    @rpc
+    def list_unsubscribes(self, ctx, query):
+        ctx = context(ctx)
+        q = load(s.UnsubscribeList(), query)
+        with self.db.transaction() as tx:
+            return consent.list_changes(tx, ctx, q)
+
+    @rpc
+    def unsubscribe_history(self, ctx, channel, identifier):
+        ctx = context(ctx)
+        if channel not in s.CHANNELS:
+            raise Invalid("unknown channel", errors={"channel": ["email, sms or phone"]})
+        ident, problem = consent.normalise_identifier(channel, identifier)
+        if problem:
+            raise Invalid(problem, errors={"identifier": [problem]})
+        with self.db.transaction() as tx:
+            return consent.history(tx, ctx, channel, ident)
+
+    @rpc
+    def create_unsubscribe_group(self, ctx, data):
+        ctx = context(ctx)
+        data = load(s.GroupIn(), data)
+        with self.db.transaction() as tx:
+            return consent.create_group(tx, ctx, data)
+
+    @rpc
+    def list_unsubscribe_groups(self, ctx):
+        ctx = context(ctx)
+        with self.db.transaction() as tx:
+            return consent.list_groups(tx, [ctx["org_id"]])
+
+    @event_handler("messaging", "opt_out_requested")
+    def on_opt_out_requested(self, payload):
+        try:
+            payload = load(s.OptOutEvent(), payload)
+        except Invalid:
+            log.warning("ignoring malformed opt_out_requested event")
+            return
+        with self.db.transaction() as tx:
+            if not tx.first_time(str(payload["event_id"]), "contacts.on_opt_out_requested"):
+                return
+            consent.opt_out(tx, payload)
+
+
+def _uuid(value, what):
+    import uuid
+    try:
+        return str(uuid.UUID(str(value)))
+    except (ValueError, TypeError, AttributeError):
+        from services.common.errors import NotFound
+        raise NotFound(f"{what} not found")

@@ -1,0 +1,135 @@
+"""Importing 100,000 rows of a HubSpot-format CSV through the API (upload in chunks, import job,
+poll until done), with the contacts service's memory sampled while it runs.
+
+    .venv/bin/python -m bench.import_contacts            # starts a private stack (like the tests)
+
+Target (issue 4): >= 25,000 rows/s, memory flat. Writes bench/results/import_contacts.json."""
+import io
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from bench.harness import private_stack, write_results  # noqa: E402
+
+ROWS = int(os.environ.get("BENCH_ROWS", "100000"))
+ZONES = ["america_slash_new_york", "europe_slash_london", "america_slash_chicago", "asia_slash_tokyo", ""]
+HEADER = ('"Record ID","First Name","Last Name","Email","Phone Number","Contact owner","Lifecycle Stage",'
+          '"Create Date","Time Zone","Unsubscribed from all email","Annual budget (USD)","Message"\r\n')
+MAPPING = {"email": "Email", "first_name": "First Name", "last_name": "Last Name",
+           "phone": "Phone Number", "timezone": "Time Zone",
+           "unsubscribe": {"email": "Unsubscribed from all email"}}
+
+
+def make_csv(rows):
+    out = io.StringIO()
+    out.write(HEADER)
+    for i in range(rows):
+        phone = ("+1 (202) 555-%04d" % (i % 10000)) if i % 3 else ("+44 7700 900%03d" % (i % 1000))
+        if i % 7 == 0:
+            phone = ""
+        out.write(f'"{51200000000 + i}","First{i}","Last{i}","person{i}@example.com","{phone}",'
+                  f'"Jordan Ellis","Lead","2026-09-14 10:22","{ZONES[i % 5]}",'
+                  f'"{"true" if i % 50 == 0 else "false"}","{(i * 37) % 90000}",'
+                  f'"{"Asked for a callback, prefers mornings" if i % 4 == 0 else ""}"\r\n')
+    return out.getvalue().encode()
+
+
+def rss_kb(pid):
+    total = 0
+    for p in [pid] + _children(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def _children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            kids = [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+    return kids + [g for k in kids for g in _children(k)]
+
+
+def run(stack):
+    base = stack.url
+    s = requests.Session()
+    resp = s.post(f"{base}/api/v1/signup", json={
+        "organization": {"name": "Bench Imports", "description": "bench"},
+        "owner": {"name": "Bench", "email": f"bench-{uuid.uuid4().hex[:8]}@example.org",
+                  "password": "bench-password-123"}})
+    resp.raise_for_status()
+    s.headers.update({"Authorization": f"Bearer {resp.json()['token']}",
+                      "X-Organization-Id": resp.json()["organization"]["id"]})
+    data = make_csv(ROWS)
+    pid = stack.procs["contacts"].pid
+    samples, stop = [], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            samples.append(rss_kb(pid))
+            time.sleep(0.1)
+
+    baseline = rss_kb(pid)
+    threading.Thread(target=sample, daemon=True).start()
+    started = time.perf_counter()
+    resp = s.post(f"{base}/api/v1/contacts/imports", files={"file": ("hubspot-100k.csv", data, "text/csv")},
+                  data={"mapping": json.dumps(MAPPING)}, params={"mode": "job"}, timeout=600)
+    resp.raise_for_status()
+    uploaded = time.perf_counter() - started
+    job = resp.json()
+    progress = []
+    while job["status"] not in ("completed", "failed"):
+        time.sleep(0.1)
+        job = s.get(f"{base}/api/v1/contacts/imports/{job['id']}").json()
+        progress.append(job["rows_done"])
+    elapsed = time.perf_counter() - started
+    stop.set()
+    assert job["status"] == "completed", job
+    second = time.perf_counter()
+    again = s.post(f"{base}/api/v1/contacts/imports", json={"upload_id": _upload_of(stack, job["id"]),
+                                                           "mapping": MAPPING, "mode": "job"}, timeout=600).json()
+    while again["status"] not in ("completed", "failed"):
+        time.sleep(0.1)
+        again = s.get(f"{base}/api/v1/contacts/imports/{again['id']}").json()
+    reimport = time.perf_counter() - second
+    figures = {
+        "rows": ROWS, "bytes": len(data), "counts": job["counts"],
+        "upload_seconds": round(uploaded, 2), "total_seconds": round(elapsed, 2),
+        "rows_per_second": round(ROWS / elapsed),
+        "reimport_seconds": round(reimport, 2), "reimport_counts": again.get("counts"),
+        "contacts_rss_mb": {"before": round(baseline / 1024, 1), "peak": round(max(samples) / 1024, 1)},
+        "progress_samples": len(set(progress)),
+        "target_rows_per_second": 25000,
+        "load_average": os.getloadavg(),
+    }
+    print(json.dumps(figures, indent=2))
+    return figures
+
+
+def _upload_of(stack, import_id):
+    with stack.db("contacts") as conn, conn.cursor() as cur:
+        cur.execute("SELECT upload_id FROM imports WHERE id = %s", (import_id,))
+        return str(cur.fetchone()[0])
+
+
+def main():
+    with private_stack() as stack:
+        write_results("import_contacts", run(stack))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""Uploads (chunks stored in the contacts schema, so the gateway and this service may run on
+different hosts) and import runs: open the upload as a table, check the mapping, run the importer
+batch by batch, keep progress and the per-record result."""
+import base64
+import binascii
+import csv
+import io
+
+from psycopg2.extras import Json
+
+from services.common.errors import Invalid, NotFound
+from services.contacts import importer, reader
+from services.contacts.store import ContactStore, new_id
+
+CHUNK_LIMIT = 4 * 1024 * 1024
+MAX_UPLOAD = 60 * 1024 * 1024
+# Files up to this size import inside the request; bigger ones run as a job.
+SYNC_LIMIT = 2 * 1024 * 1024
+
+
+def _decode(chunk_b64):
+    try:
+        data = base64.b64decode(chunk_b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise Invalid("bad chunk", errors={"chunk": ["not base64"]})
+    if len(data) > CHUNK_LIMIT:
+        raise Invalid("chunk too large", errors={"chunk": [f"at most {CHUNK_LIMIT} bytes per chunk"]})
+    return data
+
+
+def begin_upload(tx, ctx, data):
+    """Stores the first chunk after checking it looks like CSV or XLSX; answers with the upload id
+    (and, for CSV, the detected columns and a suggested mapping)."""
+    first = _decode(data["chunk"])
+    kind = reader.sniff_kind(first)
+    upload_id = new_id()
+    tx.execute("INSERT INTO uploads (id, org_id, filename, kind, size, chunks) VALUES (%s, %s, %s, %s, %s, 1)",
+               (upload_id, ctx["org_id"], data.get("filename"), kind, len(first)))
+    tx.execute("INSERT INTO upload_chunks (upload_id, seq, data) VALUES (%s, 0, %s)", (upload_id, first))
+    out = {"upload_id": str(upload_id), "kind": kind}
+    if kind == "csv":
+        table = reader.open_table([first])
+        out.update(columns=table.columns, delimiter=table.delimiter, encoding=table.encoding,
+                   suggested_mapping=importer.suggest_mapping(table.columns))
+    return out
+
+
+def append_upload(tx, ctx, upload_id, seq, chunk_b64):
+    data = _decode(chunk_b64)
+    row = tx.one("SELECT size, chunks FROM uploads WHERE org_id = %s AND id = %s FOR UPDATE",
+                 (ctx["org_id"], str(upload_id)))
+    if row is None:
+        raise NotFound("upload not found")
+    if seq != row["chunks"]:
+        raise Invalid("chunk out of order", errors={"seq": [f"expected chunk {row['chunks']}"]})
+    if row["size"] + len(data) > MAX_UPLOAD:
+        raise Invalid("file too large", errors={"file": [f"at most {MAX_UPLOAD // (1024 * 1024)} MB"]})
+    tx.execute("INSERT INTO upload_chunks (upload_id, seq, data) VALUES (%s, %s, %s)",
+               (str(upload_id), seq, data))
+    tx.execute("UPDATE uploads SET size = size + %s, chunks = chunks + 1 WHERE id = %s",
+               (len(data), str(upload_id)))
+    return {"upload_id": str(upload_id), "size": row["size"] + len(data), "chunks": seq + 1}
+
+
+def describe_upload(tx, ctx, upload_id):
+    """Columns and suggested mapping of a whole upload (XLSX needs all its bytes)."""
+    upload = get_upload(tx, ctx, upload_id)
+    table = reader.open_table(chunks(tx, upload["id"]))
+    table.close()
+    return {"upload_id": str(upload["id"]), "kind": table.kind, "columns": table.columns,
+            "delimiter": table.delimiter, "encoding": table.encoding, "size": upload["size"],
+            "suggested_mapping": importer.suggest_mapping(table.columns)}
+
+
+def get_upload(tx, ctx, upload_id):
+    row = tx.one("SELECT * FROM uploads WHERE org_id = %s AND id = %s", (ctx["org_id"], str(upload_id)))
+    if row is None:
+        raise NotFound("upload not found")
+    return row
+
+
+def chunks(tx, upload_id):
+    """The upload's bytes, one stored chunk at a time (never the whole file in memory)."""
+    seq = 0
+    while True:
+        row = tx.one("SELECT data FROM upload_chunks WHERE upload_id = %s AND seq = %s",
+                     (str(upload_id), seq))
+        if row is None:
+            return
+        yield bytes(row["data"])
+        seq += 1
+
+
+def chunks_via(transaction, upload_id):
+    """Like chunks(), each chunk read in its own short transaction from `transaction()`."""
+    seq = 0
+    while True:
+        with transaction() as rtx:
+            row = rtx.one("SELECT data FROM upload_chunks WHERE upload_id = %s AND seq = %s",
+                          (str(upload_id), seq))
+        if row is None:
+            return
+        yield bytes(row["data"])
+        seq += 1
+
+
+def create_import(tx, ctx, data):
+    """Checks the file and mapping (Invalid, nothing written, when they do not fit) and records a
+    queued import."""
+    upload = get_upload(tx, ctx, data["upload_id"])
+    mapping = _mapping(data["mapping"])
+    table = reader.open_table(chunks(tx, upload["id"]))
+    table.close()
+    importer.check_mapping(mapping, table.columns)
+    import_id = new_id()
+    tx.execute("INSERT INTO imports (id, org_id, upload_id, data_source_id, filename, mapping)"
+               " VALUES (%s, %s, %s, %s, %s, %s)",
+               (import_id, ctx["org_id"], upload["id"],
+                str(data["data_source_id"]) if data.get("data_source_id") else None,
+                upload["filename"], Json(mapping)))
+    return import_id, upload
+
+
+def _mapping(mapping):
+    out = {k: v for k, v in mapping.items() if v not in (None, "", [])}
+    out.setdefault("custom", "rest")
+    return out
+
+
+def estimate_records(tx, upload_id):
+    """Line ends after the header: the progress total while a CSV import runs (a quoted cell
+    spanning lines makes it a slight over-estimate; the exact count replaces it at the end)."""
+    upload = tx.one("SELECT kind FROM uploads WHERE id = %s", (str(upload_id),))
+    if upload and upload["kind"] == "xlsx":
+        table = reader.open_table(chunks(tx, upload_id))
+        return sum(1 for _ in table.records())
+    lines, last = 0, b""
+    for data in chunks(tx, upload_id):
+        lines += data.count(b"\n")
+        last = data
+    if last and not last.endswith(b"\n"):
+        lines += 1
+    return max(lines - 1, 0)
+
+
+def run_import(tx, ctx, import_id, defaults, progress=None, spawn=None, reading=None):
+    """Runs a queued import in `tx` (the caller commits). `progress(rows_done, counts)` is called
+    after each batch. `reading` gives another transaction to read the upload's chunks with, so
+    reading can go on while `tx` is busy writing the previous batch (with `spawn`)."""
+    imp = tx.one("SELECT * FROM imports WHERE org_id = %s AND id = %s", (ctx["org_id"], str(import_id)))
+    if imp is None:
+        raise NotFound("import not found")
+    store = ContactStore(tx, ctx["org_id"])
+    store.import_id = imp["id"]
+    run = importer.Run(store, imp["mapping"], defaults, on_progress=progress, spawn=spawn)
+    source = chunks_via(reading, imp["upload_id"]) if reading else chunks(tx, imp["upload_id"])
+    table = reader.open_table(source)
+    counts = run.feed(table.records())
+    tx.execute("UPDATE imports SET status = 'completed', counts = %s, rows_done = %s,"
+               " rows_total = %s, finished_at = now() WHERE id = %s",
+               (Json(counts), counts["records"], counts["records"], imp["id"]))
+    if imp["data_source_id"]:
+        tx.execute("UPDATE data_sources SET last_sync_at = now(), last_result = %s WHERE id = %s",
+                   (Json(counts), imp["data_source_id"]))
+    return counts
+
+
+DETAIL_LIMIT = 1000
+
+
+def import_out(tx, ctx, import_id, detail=True):
+    imp = tx.one("SELECT * FROM imports WHERE org_id = %s AND id = %s", (ctx["org_id"], str(import_id)))
+    if imp is None:
+        raise NotFound("import not found")
+    out = {"id": str(imp["id"]), "status": imp["status"], "filename": imp["filename"],
+           "mapping": imp["mapping"], "rows_total": imp["rows_total"], "rows_done": imp["rows_done"],
+           "counts": imp["counts"], "error": imp["error"],
+           "data_source_id": str(imp["data_source_id"]) if imp["data_source_id"] else None,
+           "created_at": imp["created_at"].isoformat(),
+           "finished_at": imp["finished_at"].isoformat() if imp["finished_at"] else None}
+    if detail and imp["status"] == "completed":
+        for outcome in ("rejected", "merged", "updated", "unchanged"):
+            rows = tx.all("SELECT record, reason, merged_into, contact_id FROM import_rows"
+                          " WHERE import_id = %s AND outcome = %s ORDER BY record LIMIT %s",
+                          (imp["id"], outcome, DETAIL_LIMIT))
+            out[outcome] = [_row_out(r) for r in rows]
+        warned = tx.all("SELECT record, warnings FROM import_rows WHERE import_id = %s"
+                        " AND warnings IS NOT NULL ORDER BY record LIMIT %s", (imp["id"], DETAIL_LIMIT))
+        out["warnings"] = [dict(w, record=r["record"]) for r in warned for w in r["warnings"]]
+    return out
+
+
+def _row_out(r):
+    out = {"record": r["record"]}
+    if r["reason"]:
+        out["reason"] = r["reason"]
+    if r["merged_into"]:
+        out["merged_into"] = r["merged_into"]
+    if r["contact_id"]:
+        out["contact_id"] = str(r["contact_id"])
+    return out
+
+
+def result_csv(tx, ctx, import_id):
+    """Every record's outcome as CSV text: record, outcome, contact_id, merged_into, reason, warnings."""
+    import_out(tx, ctx, import_id, detail=False)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["record", "outcome", "contact_id", "merged_into", "reason", "warnings"])
+    cur = tx.cursor()
+    cur.execute("SELECT record, outcome, contact_id, merged_into, reason, warnings FROM import_rows"
+                " WHERE import_id = %s ORDER BY record", (str(import_id),))
+    for r in cur:
+        w.writerow([r["record"], r["outcome"], r["contact_id"] or "", r["merged_into"] or "",
+                    r["reason"] or "", "; ".join(f"{x['field']}: {x['message']}" for x in (r["warnings"] or []))])
+    return buf.getvalue()
+
+
+def list_imports(tx, ctx, data_source_id=None):
+    sql = "SELECT id FROM imports WHERE org_id = %s"
+    params = [ctx["org_id"]]
+    if data_source_id:
+        sql += " AND data_source_id = %s"
+        params.append(str(data_source_id))
+    rows = tx.all(sql + " ORDER BY created_at DESC LIMIT 100", params)
+    return [import_out(tx, ctx, r["id"], detail=False) for r in rows]

@@ -1,0 +1,222 @@
+"""Turning what people type into what the product stores: e-mail, E.164 phone, IANA zone, tags,
+yes/no flags, countries. Pure functions (no database, no nameko) so they are unit-tested alone."""
+import csv
+import functools
+import re
+import zoneinfo
+
+import phonenumbers
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
+from phonenumbers import geocoder
+
+CHANNELS = ("email", "sms", "phone")
+# Ofcom reserves +44 7700 900000-900999 for drama; libphonenumber calls it invalid on purpose,
+# but it is the only safe UK mobile range for test data, so the product accepts it.
+DRAMA_RANGE = re.compile(r"^\+447700900\d{3}$")
+TRUE_WORDS = {"1", "true", "t", "yes", "y", "x", "on", "unsubscribed", "opted out", "opt-out",
+              "optout", "opted-out", "checked"}
+
+
+class Result:
+    """A normalised value and, when the input was unusable, the warning to report."""
+
+    __slots__ = ("value", "warning", "extra")
+
+    def __init__(self, value=None, warning=None, extra=None):
+        self.value, self.warning, self.extra = value, warning, extra
+
+
+def clean(value):
+    if value is None:
+        return ""
+    return str(value).strip()
+
+
+# The plain ASCII shape nearly every address has; email-validator would accept each one (a unit
+# test holds them to that), at a fraction of its cost. Anything else goes to email-validator.
+_ATEXT = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]"
+PLAIN_EMAIL = re.compile(rf"^{_ATEXT}+(?:\.{_ATEXT}+)*@(?:[a-z0-9](?:[a-z0-9-]{{0,61}}[a-z0-9])?\.)+[a-z]{{2,63}}$")
+_SPECIAL = tuple(SPECIAL_USE_DOMAIN_NAMES)
+
+
+def _plain_email(lower):
+    if len(lower) > 254 or "--" in lower or not PLAIN_EMAIL.match(lower):
+        return False
+    local, _, domain = lower.partition("@")
+    if len(local) > 64:
+        return False
+    return not any(domain == d or domain.endswith("." + d) for d in _SPECIAL)
+
+
+def email(value):
+    """Trimmed, validated (syntax only, no DNS), lower-cased. Empty -> Result(None)."""
+    raw = clean(value)
+    if not raw:
+        return Result()
+    lower = raw.lower()
+    if _plain_email(lower):
+        return Result(lower)
+    try:
+        info = validate_email(raw, check_deliverability=False)
+    except EmailNotValidError as err:
+        return Result(None, f"invalid e-mail {raw!r}: {err}")
+    return Result(info.normalized.lower())
+
+
+@functools.lru_cache(maxsize=1)
+def _country_names():
+    names = {}
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        name = geocoder._region_display_name(region, "en")
+        if name:
+            names[name.lower()] = region
+    names.update({"uk": "GB", "great britain": "GB", "england": "GB", "scotland": "GB",
+                  "wales": "GB", "usa": "US", "u.s.": "US", "u.s.a.": "US",
+                  "united states of america": "US", "america": "US", "deutschland": "DE",
+                  "españa": "ES", "holland": "NL", "the netherlands": "NL",
+                  "south korea": "KR", "korea": "KR", "russia": "RU", "czechia": "CZ"})
+    return names
+
+
+def country(value):
+    """ISO 3166 alpha-2 region from a code (`GB`) or an English name (`United Kingdom`)."""
+    return _country(clean(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _country(raw):
+    if not raw:
+        return None
+    upper = raw.upper()
+    if upper in phonenumbers.SUPPORTED_REGIONS:
+        return upper
+    if upper == "UK":
+        return "GB"
+    return _country_names().get(raw.lower())
+
+
+def phone(value, region="US"):
+    """E.164 plus extension. The first of a ` ::: ` list (Google) is used; the rest returned as
+    `extra`. Invalid numbers give a warning and no phone, never a guessed one."""
+    raw = clean(value)
+    if not raw:
+        return Result()
+    extra = None
+    if ":::" in raw:
+        parts = [p.strip() for p in raw.split(":::") if p.strip()]
+        raw, extra = parts[0], parts[1:] or None
+    fast = _plain_phone(raw, region or "US")
+    if fast:
+        return Result((fast, None), None, extra)
+    try:
+        number = phonenumbers.parse(raw, region or "US")
+    except phonenumbers.NumberParseException as err:
+        return Result(None, f"invalid phone {raw!r}: {err}")
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if not (phonenumbers.is_valid_number(number) or DRAMA_RANGE.match(e164)):
+        return Result(None, f"invalid phone {raw!r} for region {region or 'US'}: dropped")
+    return Result((e164, number.extension or None), None, extra)
+
+
+_FORMATTING = str.maketrans("", "", " ()-./\u00a0\t")
+_NANP = set(phonenumbers.COUNTRY_CODE_TO_REGION_CODE[1])
+
+
+def _plain_phone(raw, region):
+    """E.164 for the common shapes (`+CC ...`, NANP national) when valid for the expected region,
+    without phonenumbers' full parse; None means "ask the full parser" (never "invalid")."""
+    s = raw.translate(_FORMATTING)
+    if s.startswith("+"):
+        digits = s[1:]
+    elif region in _NANP and len(s) == 10 and s[:1] in "23456789":
+        digits = "1" + s
+    else:
+        return None
+    if not digits.isdigit() or not 8 <= len(digits) <= 15:
+        return None
+    for size in (1, 2, 3):
+        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(digits[:size]))
+        if regions:
+            break
+    else:
+        return None
+    national = digits[size:]
+    if not national or national[0] == "0":
+        return None  # leading zeros (Italy and others) need the full parser
+    e164 = "+" + digits
+    if DRAMA_RANGE.match(e164):
+        return e164
+    number = phonenumbers.PhoneNumber(country_code=int(digits[:size]), national_number=int(national))
+    hint = region if region in regions else regions[0]
+    if phonenumbers.is_valid_number_for_region(number, hint):
+        return e164
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _zones():
+    return {z.lower(): z for z in zoneinfo.available_timezones()}
+
+
+OFFSET = re.compile(r"^(utc|gmt)?\s*[+-]\s*\d{1,2}(:?\d{2})?$", re.I)
+
+
+def timezone(value):
+    """IANA name, or None with a warning. HubSpot's `america_slash_new_york` converts; an
+    offset (`UTC+1`, `GMT-5`) is not a zone. Cached: a file holds few distinct zones."""
+    return _timezone(clean(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _timezone(raw):
+    if not raw:
+        return Result()
+    candidate = raw
+    if "_slash_" in raw.lower():
+        candidate = "/".join(
+            "_".join(w.capitalize() for w in part.split("_"))
+            for part in re.split("_slash_", raw, flags=re.I))
+    if OFFSET.match(raw):
+        return Result(None, f"time zone {raw!r} is an offset, not an IANA zone: ignored")
+    zone = _zones().get(candidate.replace(" ", "_").lower())
+    if zone is None:
+        return Result(None, f"unknown time zone {raw!r}: ignored")
+    return Result(zone)
+
+
+def is_zone(value):
+    return clean(value).lower() in _zones()
+
+
+def flag(value):
+    """A yes/no cell (`yes`, `YES`, `1`, `true`, `x`) -> bool."""
+    return clean(value).lower() in TRUE_WORDS
+
+
+def tags(value):
+    """Split a tag cell: ` ::: ` lists (Google), quoted lists `"Q1 pilot","webinar-2026"`
+    (Mailchimp), or plain comma/semicolon lists. Google's system-label star is dropped."""
+    raw = clean(value)
+    if not raw:
+        return []
+    if ":::" in raw:
+        parts = raw.split(":::")
+    else:
+        delimiter = ";" if raw.count(";") > raw.count(",") else ","
+        parts = next(csv.reader([raw], delimiter=delimiter, skipinitialspace=True), [])
+    out, seen = [], set()
+    for part in parts:
+        title = part.strip().strip('"').strip()
+        if title.startswith("* "):
+            title = title[2:].strip()
+        if title and title.lower() not in seen:
+            seen.add(title.lower())
+            out.append(title[:100])
+    return out
+
+
+def full_name(first, last, name=None):
+    first, last, name = clean(first) or None, clean(last) or None, clean(name) or None
+    if not name:
+        name = " ".join(p for p in (first, last) if p) or None
+    return name, first, last

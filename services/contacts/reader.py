@@ -1,0 +1,200 @@
+"""Reading an uploaded file as records, streamed: bytes arrive chunk by chunk (from the upload
+store), are decoded (UTF-8 with or without BOM, else Windows-1252), the delimiter is detected from
+the header line, and csv yields one record at a time. XLSX is read with openpyxl in read-only
+mode. Nothing here holds the whole file's rows."""
+import codecs
+import csv
+import io
+import os
+import tempfile
+
+from services.common.errors import Invalid
+
+csv.field_size_limit(10 * 1024 * 1024)
+SNIFF_BYTES = 64 * 1024
+XLSX_MAGIC = b"PK\x03\x04"
+DELIMITERS = (",", ";", "\t", "|")
+
+
+class ChunkStream(io.RawIOBase):
+    """A readable binary stream over an iterator of bytes chunks."""
+
+    def __init__(self, chunks, head=b""):
+        self.chunks = iter(chunks)
+        self.buffer = head
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        while not self.buffer:
+            try:
+                self.buffer = next(self.chunks)
+            except StopIteration:
+                return 0
+        n = min(len(b), len(self.buffer))
+        b[:n] = self.buffer[:n]
+        self.buffer = self.buffer[n:]
+        return n
+
+
+def _take_head(chunks):
+    it = iter(chunks)
+    head = b""
+    for chunk in it:
+        head += chunk
+        if len(head) >= SNIFF_BYTES:
+            break
+    return head, it
+
+
+def sniff_kind(head):
+    """'csv' or 'xlsx', or Invalid for empty or binary files."""
+    if not head or not head.strip(b"\xef\xbb\xbf \r\n\t;,"):
+        raise Invalid("the file is empty", errors={"file": ["the file is empty"]})
+    if head.startswith(XLSX_MAGIC):
+        return "xlsx"
+    sample = head[:SNIFF_BYTES]
+    if b"\x00" in sample:
+        raise Invalid("not a CSV file", errors={"file": ["the file is binary, not CSV or XLSX"]})
+    text = _decode_sample(sample)[0]
+    controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\r\n\t")
+    if controls > max(3, len(text) // 200):
+        raise Invalid("not a CSV file", errors={"file": ["the file is binary, not CSV or XLSX"]})
+    return "csv"
+
+
+def _decode_sample(sample):
+    """(text, encoding): UTF-8 (BOM stripped) when the bytes are UTF-8, else Windows-1252."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    try:
+        return decoder.decode(sample, final=False), "utf-8-sig"
+    except UnicodeDecodeError:
+        return sample.decode("cp1252", errors="replace"), "cp1252"
+
+
+def detect_delimiter(header_line):
+    counts = {}
+    for d in DELIMITERS:
+        fields = next(csv.reader([header_line], delimiter=d), [])
+        counts[d] = len(fields)
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] > 1 else ","
+
+
+def _first_line(text):
+    # The header never holds a quoted newline in the exports we read; cut at the first line end.
+    for i, ch in enumerate(text):
+        if ch in "\r\n":
+            return text[:i]
+    return text
+
+
+class Table:
+    """An opened file: `columns`, `delimiter`, `encoding`, and `records()` yielding
+    (record_number, {column: value}) for each record after the header (1-based)."""
+
+    def __init__(self, columns, rows, delimiter=None, encoding=None, kind="csv", closer=None):
+        self.columns, self._rows = columns, rows
+        self.delimiter, self.encoding, self.kind = delimiter, encoding, kind
+        self._closer = closer
+
+    def records(self):
+        columns = self.columns
+        width = len(columns)
+        keep = all(columns)
+        xlsx = self.kind == "xlsx"
+        number = 0
+        try:
+            for values in self._rows:
+                number += 1
+                if xlsx:
+                    values = ["" if v is None else str(v) for v in values]
+                if not any(values) or not any(v.strip() for v in values):
+                    continue  # blank lines and rows of empty cells are not records
+                if len(values) == 1 and width > 1:
+                    # Report footers ("Grand Totals (22 records)", copyright lines): one cell
+                    # in a many-column file is not a record.
+                    continue
+                if len(values) < width:
+                    values = values + [""] * (width - len(values))
+                row = dict(zip(columns, values))
+                if not keep:
+                    row.pop("", None)
+                yield number, row
+        finally:
+            self.close()
+
+    def close(self):
+        if self._closer:
+            self._closer()
+            self._closer = None
+
+
+def open_table(chunks):
+    head, rest = _take_head(chunks)
+    kind = sniff_kind(head)
+    if kind == "xlsx":
+        return _open_xlsx(head, rest)
+    text, encoding = _decode_sample(head)
+    delimiter = detect_delimiter(_first_line(text))
+    stream = io.TextIOWrapper(io.BufferedReader(ChunkStream(rest, head), 1 << 16),
+                              encoding=encoding, errors="replace", newline="")
+    reader = csv.reader(stream, delimiter=delimiter)
+    try:
+        header = next(reader)
+    except (StopIteration, csv.Error) as err:
+        raise Invalid("not a CSV file", errors={"file": [f"no header row: {err}"]})
+    columns = _columns(header)
+    return Table(columns, _guard(reader), delimiter, encoding, "csv")
+
+
+def _guard(reader):
+    try:
+        yield from reader
+    except csv.Error as err:
+        raise Invalid("the CSV is malformed", errors={"file": [str(err)]})
+
+
+def _columns(header):
+    columns, seen = [], set()
+    for raw in header:
+        name = (raw or "").strip()
+        base, n = name, 2
+        while name in seen:
+            name = f"{base} ({n})"
+            n += 1
+        seen.add(name)
+        columns.append(name)
+    if not any(columns):
+        raise Invalid("not a CSV file", errors={"file": ["the header row is empty"]})
+    return columns
+
+
+def _open_xlsx(head, rest):
+    import openpyxl
+    from zipfile import BadZipFile
+
+    fd, path = tempfile.mkstemp(suffix=".xlsx")
+    with os.fdopen(fd, "wb") as f:
+        f.write(head)
+        for chunk in rest:
+            f.write(chunk)
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (BadZipFile, KeyError, ValueError, OSError) as err:
+        os.unlink(path)
+        raise Invalid("not an XLSX file", errors={"file": [f"unreadable workbook: {err}"]})
+    sheet = book.worksheets[0]
+    rows = sheet.iter_rows(values_only=True)
+    header = next(rows, None)
+
+    def closer():
+        book.close()
+        os.unlink(path)
+
+    if header is None:
+        closer()
+        raise Invalid("the file is empty", errors={"file": ["the sheet is empty"]})
+    return Table(_columns(["" if h is None else str(h) for h in header]), rows,
+                 kind="xlsx", closer=closer)

@@ -1,0 +1,193 @@
+"""Segments are saved rules. A rule set is {"match": "all"|"any", "rules": [...]} where each rule
+is one of (nested rule sets allowed):
+
+  {"type": "has_tag", "tag_id": ...} / {"type": "lacks_tag", "tag_id": ...}
+  {"type": "field", "field": "email", "op": "equals|contains|exists|not_exists", "value": ...}
+  {"type": "custom", "key": "plan", "op": "equals|contains|exists|not_exists|gt|gte|lt|lte", "value": ...}
+  {"type": "created" | "updated", "from": iso, "to": iso}
+  {"type": "reachable", "channel": "email|sms|phone"}
+
+compile_rules turns them into one SQL condition over `contacts c` with parameters, so count,
+preview, resolve and "why" all use the same definition. No nameko here."""
+from services.common.errors import Invalid
+
+FIELDS = ("name", "first_name", "last_name", "email", "phone", "timezone", "active")
+FIELD_OPS = ("equals", "not_equals", "contains", "exists", "not_exists")
+CUSTOM_OPS = FIELD_OPS + ("gt", "gte", "lt", "lte")
+CHANNELS = ("email", "sms", "phone")
+MAX_DEPTH = 4
+
+
+def reachable_sql(channel):
+    """A contact is reachable on a channel when active, has the address and has not opted out."""
+    column = "email" if channel == "email" else "phone"
+    return (f"(c.active AND c.{column} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM unsubscribes u"
+            f" WHERE u.org_id = c.org_id AND u.group_id IS NULL AND u.unsubscribed"
+            f" AND u.channel = '{channel}' AND u.identifier = c.{column}))")
+
+
+def validate(rules, depth=0):
+    """Raises Invalid naming the bad rule; returns the rules as given."""
+    if not isinstance(rules, dict):
+        raise Invalid("invalid segment rules", errors={"rules": ["must be an object"]})
+    if depth > MAX_DEPTH:
+        raise Invalid("invalid segment rules", errors={"rules": ["nested too deeply"]})
+    match = rules.get("match", "all")
+    if match not in ("all", "any"):
+        raise Invalid("invalid segment rules", errors={"rules.match": ["must be all or any"]})
+    items = rules.get("rules")
+    if not isinstance(items, list) or not items:
+        raise Invalid("invalid segment rules", errors={"rules.rules": ["give at least one rule"]})
+    for i, rule in enumerate(items):
+        where = f"rules.rules.{i}"
+        if not isinstance(rule, dict):
+            raise Invalid("invalid segment rules", errors={where: ["must be an object"]})
+        if "rules" in rule:
+            validate(rule, depth + 1)
+            continue
+        kind = rule.get("type")
+        if kind in ("has_tag", "lacks_tag"):
+            if not rule.get("tag_id"):
+                raise Invalid("invalid segment rules", errors={where: ["tag_id is required"]})
+        elif kind == "field":
+            if rule.get("field") not in FIELDS or rule.get("op") not in FIELD_OPS:
+                raise Invalid("invalid segment rules",
+                              errors={where: [f"field must be one of {FIELDS}, op one of {FIELD_OPS}"]})
+        elif kind == "custom":
+            if not rule.get("key") or rule.get("op") not in CUSTOM_OPS:
+                raise Invalid("invalid segment rules",
+                              errors={where: [f"key is required, op one of {CUSTOM_OPS}"]})
+        elif kind in ("created", "updated"):
+            if not rule.get("from") and not rule.get("to"):
+                raise Invalid("invalid segment rules", errors={where: ["give from and/or to"]})
+        elif kind == "reachable":
+            if rule.get("channel") not in CHANNELS:
+                raise Invalid("invalid segment rules", errors={where: ["channel must be email, sms or phone"]})
+        else:
+            raise Invalid("invalid segment rules", errors={where: [f"unknown rule type {kind!r}"]})
+    return rules
+
+
+def compile_rule(rule, after=None):
+    """(sql, params) for one rule (not a group). `after` (a keyset page's start) is repeated
+    inside tag rules: PostgreSQL does not carry `c.id > x` across the join to contact_tags, and
+    without it every page would re-read the tag's links from the first one."""
+    kind = rule["type"]
+    if kind in ("has_tag", "lacks_tag"):
+        sql = ("EXISTS (SELECT 1 FROM contact_tags ct WHERE ct.contact_id = c.id"
+               " AND ct.tag_id = %s::uuid")
+        params = [str(rule["tag_id"])]
+        if after:
+            sql += " AND ct.contact_id > %s::uuid"
+            params.append(str(after))
+        sql += ")"
+        return (sql if kind == "has_tag" else f"NOT {sql}"), params
+    if kind == "field":
+        field, op, value = rule["field"], rule["op"], rule.get("value")
+        col = f"c.{field}"
+        if field == "active":
+            if op in ("exists", "not_exists"):
+                return "TRUE", []
+            wanted = str(value).lower() in ("true", "1", "yes")
+            return (f"{col} = %s" if op == "equals" else f"{col} <> %s"), [wanted]
+        if op == "exists":
+            return f"{col} IS NOT NULL AND {col} <> ''", []
+        if op == "not_exists":
+            return f"({col} IS NULL OR {col} = '')", []
+        if op == "equals":
+            # Stored values are canonical (lower-case e-mail, E.164, IANA zone): compare the
+            # canonical form exactly, which the planner estimates well (lower(col) it does not).
+            if field in ("email", "phone", "timezone"):
+                return f"{col} = %s", [_canonical(field, value)]
+            return f"lower({col}) = lower(%s)", [str(value)]
+        if op == "not_equals":
+            return f"({col} IS NULL OR lower({col}) <> lower(%s))", [str(value)]
+        return f"{col} ILIKE %s", [f"%{_like(str(value))}%"]
+    if kind == "custom":
+        key, op, value = str(rule["key"]), rule["op"], rule.get("value")
+        if op == "exists":
+            return "c.custom ? %s", [key]
+        if op == "not_exists":
+            return "NOT (c.custom ? %s)", [key]
+        if op == "equals":
+            # jsonb containment uses the GIN index (jsonb_path_ops).
+            import json
+            return "c.custom @> %s::jsonb", [json.dumps({key: value})]
+        if op == "not_equals":
+            return "(c.custom ->> %s) IS DISTINCT FROM %s", [key, str(value)]
+        if op == "contains":
+            return "(c.custom ->> %s) ILIKE %s", [key, f"%{_like(str(value))}%"]
+        sym = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+        # Numeric when both sides are numbers, else text comparison.
+        try:
+            number = float(value)
+            return (f"(CASE WHEN (c.custom ->> %s) ~ '^-?[0-9]+(\\.[0-9]+)?$'"
+                    f" THEN (c.custom ->> %s)::numeric {sym} %s ELSE FALSE END)"), [key, key, number]
+        except (TypeError, ValueError):
+            return f"(c.custom ->> %s) {sym} %s", [key, str(value)]
+    if kind in ("created", "updated"):
+        col = "c.created_at" if kind == "created" else "c.updated_at"
+        parts, params = [], []
+        if rule.get("from"):
+            parts.append(f"{col} >= %s::timestamptz")
+            params.append(rule["from"])
+        if rule.get("to"):
+            parts.append(f"{col} < %s::timestamptz")
+            params.append(rule["to"])
+        return " AND ".join(parts), params
+    if kind == "reachable":
+        return reachable_sql(rule["channel"]), []
+    raise Invalid("invalid segment rules", errors={"rules": [f"unknown rule type {kind!r}"]})
+
+
+def _canonical(field, value):
+    from services.contacts import normalize
+    raw = "" if value is None else str(value)
+    if field == "email":
+        return normalize.email(raw).value or raw.strip().lower()
+    if field == "phone":
+        found = normalize.phone(raw).value
+        return found[0] if found else raw.strip()
+    return normalize.timezone(raw).value or raw.strip()
+
+
+def compile_rules(rules, after=None):
+    """(sql, params) for a whole rule set."""
+    joiner = " AND " if rules.get("match", "all") == "all" else " OR "
+    parts, params = [], []
+    for rule in rules["rules"]:
+        sql, p = compile_rules(rule, after) if "rules" in rule else compile_rule(rule, after)
+        parts.append(f"({sql})")
+        params.extend(p)
+    return joiner.join(parts), params
+
+
+def flatten(rules, path="rules"):
+    """[(path, rule)] for every leaf rule, to explain a match rule by rule."""
+    out = []
+    for i, rule in enumerate(rules["rules"]):
+        p = f"{path}.{i}"
+        if "rules" in rule:
+            out.extend(flatten(rule, p))
+        else:
+            out.append((p, rule))
+    return out
+
+
+def describe(rule):
+    kind = rule["type"]
+    if kind == "has_tag":
+        return f"has tag {rule.get('tag_title') or rule['tag_id']}"
+    if kind == "lacks_tag":
+        return f"lacks tag {rule.get('tag_title') or rule['tag_id']}"
+    if kind == "field":
+        return f"{rule['field']} {rule['op'].replace('_', ' ')} {rule.get('value', '')}".strip()
+    if kind == "custom":
+        return f"custom {rule['key']} {rule['op'].replace('_', ' ')} {rule.get('value', '')}".strip()
+    if kind in ("created", "updated"):
+        return f"{kind} between {rule.get('from') or '-'} and {rule.get('to') or '-'}"
+    return f"reachable by {rule['channel']}"
+
+
+def _like(value):
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

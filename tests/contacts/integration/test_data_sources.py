@@ -1,0 +1,155 @@
+"""Data sources: a file source keeps its mapping and import history; an SFTP source (a real SFTP
+server on 127.0.0.1, asyncssh, started by the test) lists CSV files and imports the chosen ones.
+And an XLSX upload imports like a CSV."""
+import asyncio
+import io
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+
+import asyncssh
+import openpyxl
+import pytest
+
+from tests.conftest import read_fixture
+
+HANDMADE = {"email": "E-mail", "phone": "Mobile", "name": "Name", "timezone": "Timezone",
+            "unsubscribe": {"sms": "SMS opt-out"}}
+USER, PASSWORD = "larkspur", "sftp-test-pass-7"
+
+
+class SftpServer:
+    """asyncssh SFTP server chrooted to a temp folder, on its own loop in a thread."""
+
+    def __init__(self):
+        self.root = tempfile.mkdtemp(prefix="sftp-")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+        assert self.ready.wait(20)
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        root = self.root
+
+        class Server(asyncssh.SSHServer):
+            def begin_auth(self, username):
+                return True
+
+            def password_auth_supported(self):
+                return True
+
+            def validate_password(self, username, password):
+                return username == USER and password == PASSWORD
+
+        async def start():
+            self.server = await asyncssh.create_server(
+                Server, "127.0.0.1", self.port, server_host_keys=[asyncssh.generate_private_key("ssh-ed25519")],
+                sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=root))
+            self.ready.set()
+
+        self.loop.run_until_complete(start())
+        self.loop.run_forever()
+
+    def put(self, name, data):
+        os.makedirs(os.path.join(self.root, "exports"), exist_ok=True)
+        with open(os.path.join(self.root, "exports", name), "wb") as f:
+            f.write(data)
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def sftp():
+    server = SftpServer()
+    yield server
+    server.stop()
+
+
+def wait_done(api, import_id, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        imp = api.get(f"/api/v1/contacts/imports/{import_id}").json()
+        if imp["status"] in ("completed", "failed"):
+            return imp
+        time.sleep(0.2)
+    raise AssertionError("import did not finish")
+
+
+def test_sftp_source_lists_csv_files_and_imports_the_chosen_one(owner, sftp):
+    sftp.put("tradeshow.csv", read_fixture("contacts", "tradeshow_leads_handmade.csv"))
+    sftp.put("notes.pdf", b"%PDF-1.4 not a contact list")
+    created = owner.post("/api/v1/data-sources", json={
+        "kind": "sftp", "name": "Trade show drop", "mapping": HANDMADE,
+        "sftp": {"host": "127.0.0.1", "port": sftp.port, "username": USER, "password": PASSWORD,
+                 "path": "/exports"}})
+    assert created.status_code == 201, created.text
+    source = created.json()
+    assert PASSWORD not in str(source) and source["settings"]["password_set"] is True
+    files = owner.get(f"/api/v1/data-sources/{source['id']}/files")
+    assert files.status_code == 200, files.text
+    assert [f["name"] for f in files.json()["files"]] == ["tradeshow.csv"]
+    sync = owner.post(f"/api/v1/data-sources/{source['id']}/sync", json={"files": ["tradeshow.csv"]})
+    assert sync.status_code == 202, sync.text
+    imp = wait_done(owner, sync.json()["imports"][0]["id"])
+    assert imp["status"] == "completed", imp
+    assert (imp["counts"]["created"], imp["counts"]["rejected"]) == (15, 2)
+    detail = owner.get(f"/api/v1/data-sources/{source['id']}").json()
+    assert detail["last_sync_at"] and detail["last_result"]["created"] == 15
+    assert [i["id"] for i in detail["imports"]] == [imp["id"]]
+    missing = owner.post(f"/api/v1/data-sources/{source['id']}/sync", json={"files": ["../etc/passwd"]})
+    assert missing.status_code == 400
+
+
+def test_sftp_source_with_a_wrong_password_says_so(owner, sftp):
+    source = owner.post("/api/v1/data-sources", json={
+        "kind": "sftp", "name": "Wrong", "mapping": HANDMADE,
+        "sftp": {"host": "127.0.0.1", "port": sftp.port, "username": USER, "password": "nope",
+                 "path": "/exports"}}).json()
+    resp = owner.get(f"/api/v1/data-sources/{source['id']}/files")
+    assert resp.status_code == 400 and "sign in" in resp.json()["message"]
+
+
+def test_file_source_keeps_its_mapping_and_history(owner):
+    source = owner.post("/api/v1/data-sources", json={"kind": "file", "name": "Booth scans",
+                                                      "mapping": HANDMADE}).json()
+    data = read_fixture("contacts", "tradeshow_leads_handmade.csv")
+    first = owner.post(f"/api/v1/data-sources/{source['id']}/imports", files={"file": ("a.csv", data)})
+    assert first.status_code == 202, first.text
+    assert wait_done(owner, first.json()["id"])["counts"]["created"] == 15
+    second = owner.post(f"/api/v1/data-sources/{source['id']}/imports", files={"file": ("a.csv", data)})
+    assert wait_done(owner, second.json()["id"])["counts"]["unchanged"] == 15
+    detail = owner.get(f"/api/v1/data-sources/{source['id']}").json()
+    assert detail["mapping"]["email"] == "E-mail" and len(detail["imports"]) == 2
+
+
+def test_xlsx_upload_imports_like_a_csv(owner):
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Email", "Name", "Phone", "Country", "Plan"])
+    sheet.append(["Grace.Okafor@example.org", "Grace Okafor", "07700 900123", "GB", "gold"])
+    sheet.append(["ben.adler@example.org", "Ben Adler", 2025550124, "US", None])
+    sheet.append(["not-an-address", "Nobody", None, None, None])
+    buf = io.BytesIO()
+    book.save(buf)
+    upload = owner.post("/api/v1/contacts/uploads", files={"file": ("leads.xlsx", buf.getvalue())})
+    assert upload.status_code == 201, upload.text
+    assert upload.json()["columns"] == ["Email", "Name", "Phone", "Country", "Plan"]
+    mapping = upload.json()["suggested_mapping"]
+    assert (mapping["email"], mapping["phone"], mapping["country"]) == ("Email", "Phone", "Country")
+    imp = owner.post("/api/v1/contacts/imports", json={"upload_id": upload.json()["upload_id"],
+                                                       "mapping": mapping, "mode": "sync"}).json()
+    assert (imp["counts"]["created"], imp["counts"]["rejected"]) == (2, 1)
+    grace = owner.get("/api/v1/contacts", params={"q": "grace.okafor"}).json()["contacts"][0]
+    assert (grace["phone"], grace["custom"]) == ("+447700900123", {"Plan": "gold"})
+    ben = owner.get("/api/v1/contacts", params={"q": "ben.adler"}).json()["contacts"][0]
+    assert ben["phone"] == "+12025550124"
