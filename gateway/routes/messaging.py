@@ -95,6 +95,19 @@ class CommunicationOut(Schema):
     attachments = fields.List(fields.Nested(AttachmentOut))
     error = fields.String(allow_none=True)
     bounce_type = fields.String(allow_none=True)
+    # What the provider reported through its webhooks.
+    provider = fields.String(allow_none=True)
+    provider_message_id = fields.String(allow_none=True)
+    provider_status = fields.String(allow_none=True)
+    error_code = fields.String(allow_none=True)
+    delivered_at = fields.String(allow_none=True)
+    opened_at = fields.String(allow_none=True)
+    clicked_at = fields.String(allow_none=True)
+    clicked_url = fields.String(allow_none=True)
+    complained_at = fields.String(allow_none=True)
+    duration_seconds = fields.Integer(allow_none=True)
+    outcome = fields.String(allow_none=True)
+    recording = fields.Dict(allow_none=True)
     created_at = fields.String()
     sent_at = fields.String(allow_none=True)
     updated_at = fields.String()
@@ -181,3 +194,43 @@ def get_communication(communication_id):
           tags=["communications"])
 def get_thread(thread_id):
     return rpc.messaging.get_thread(g.ctx, thread_id)
+
+
+# -- provider integrations ------------------------------------------------------------------
+
+from services.messaging import schemas as messaging_schemas  # noqa: E402
+
+
+@bp.get("/settings/providers")
+@endpoint("read", summary="Provider integrations (Twilio, SendGrid, Mailgun, Postmark): settings "
+          "without secrets; webhook URLs for those who manage channel setup", tags=["settings"])
+def get_provider_settings():
+    return rpc.messaging.get_provider_settings(g.ctx)
+
+
+def _provider_route(provider, schema, summary):
+    def view(body):
+        return rpc.messaging.set_provider_settings(g.ctx, provider, body)
+    view.__name__ = f"set_{provider}_settings"
+    bp.add_url_rule(f"/settings/providers/{provider}", endpoint=f"set_{provider}_settings",
+                    view_func=endpoint("manage", body=schema, summary=summary,
+                                       tags=["settings"])(view),
+                    methods=["PUT"])
+
+
+_provider_route("twilio", messaging_schemas.TwilioSettingsSchema(),
+                "Twilio credentials (token or key/secret) and the organization's number")
+_provider_route("sendgrid", messaging_schemas.SendGridSettingsSchema(),
+                "SendGrid Event Webhook verification key and Inbound Parse basic auth")
+_provider_route("mailgun", messaging_schemas.MailgunSettingsSchema(),
+                "Mailgun webhook signing key and timestamp tolerance")
+_provider_route("postmark", messaging_schemas.PostmarkSettingsSchema(),
+                "Postmark inbound webhook basic-auth credentials")
+
+
+@bp.delete("/settings/providers/<provider>")
+@endpoint("manage", status=204, summary="Disconnect a provider (its secrets are deleted)",
+          tags=["settings"])
+def remove_provider_settings(provider):
+    rpc.messaging.remove_provider_settings(g.ctx, provider)
+    return None

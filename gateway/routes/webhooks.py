@@ -2,7 +2,7 @@
 inbound URL (from a forwarding rule, an MTA pipe, or a provider's "raw MIME" option)."""
 import base64
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 
 from gateway.api import endpoint
 from gateway.errors import ApiError
@@ -27,3 +27,101 @@ def inbound_email(key):
     comm = result.get("communication") or {}
     return {"kind": result["kind"], "duplicate": result["duplicate"],
             "communication_id": comm.get("id"), "thread_id": comm.get("thread_id")}
+
+
+# -- provider webhooks ----------------------------------------------------------------------
+# Each exists twice: with the organization's key in the path (/webhooks/<provider>/<key>/...)
+# and without it (the organization is found from the payload and must verify with its secret).
+# Signatures cover the URL the provider called, so it is rebuilt from X-Forwarded-Proto/Host
+# when a proxy sets them, else from PUBLIC_BASE_URL, never from the internal request URL.
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+FORWARDED = ("Authorization", "Content-Type", "X-Twilio-Signature",
+             "X-Twilio-Email-Event-Webhook-Signature", "X-Twilio-Email-Event-Webhook-Timestamp")
+
+
+def public_url():
+    from flask import current_app
+    host = request.headers.get("X-Forwarded-Host")
+    if host:
+        proto = (request.headers.get("X-Forwarded-Proto") or "https").split(",")[0].strip()
+        base = f"{proto}://{host.split(',')[0].strip()}"
+    else:
+        base = current_app.config.get("PUBLIC_BASE_URL") or request.host_url
+    query = request.query_string.decode("latin-1")
+    return base.rstrip("/") + request.path + (f"?{query}" if query else "")
+
+
+def _forward(provider, kind, key):
+    raw = request.get_data(cache=False)
+    if len(raw) > MAX_EMAIL_BYTES:
+        raise ApiError(413, "too_large", "the request body is larger than 30 MB")
+    headers = {name.lower(): request.headers[name] for name in FORWARDED if name in request.headers}
+    return rpc.messaging.receive_webhook({
+        "provider": provider, "kind": kind, "key": key, "url": public_url(),
+        "headers": headers, "body_b64": base64.b64encode(raw).decode("ascii")})
+
+
+def _twiml(result):
+    return Response(EMPTY_TWIML, status=200, mimetype="text/xml")
+
+
+def _summary(result):
+    comm = result.get("communication") or {}
+    out = {"ok": True, "duplicate": result.get("duplicate", False), "kind": result.get("kind"),
+           "communication_id": comm.get("id"), "thread_id": comm.get("thread_id")}
+    for name in ("processed", "matched"):
+        if name in result:
+            out[name] = result[name]
+    return out
+
+
+def _twilio_view(kind, summary):
+    def view(key=None):
+        return _twiml(_forward("twilio", kind, key))
+    view.__name__ = f"twilio_{kind}"
+    view.__doc__ = summary
+    return view
+
+
+for _kind, _path, _summary_text in (
+        ("sms_inbound", "sms/inbound", "Twilio incoming SMS (X-Twilio-Signature)"),
+        ("sms_status", "sms/status", "Twilio SMS status callback (X-Twilio-Signature)"),
+        ("voice_status", "voice/status", "Twilio call status callback (X-Twilio-Signature)")):
+    _view = endpoint("public", status=200, tags=["webhooks"], summary=_summary_text)(
+        _twilio_view(_kind, _summary_text))
+    bp.add_url_rule(f"/twilio/{_path}", endpoint=f"twilio_{_kind}", view_func=_view,
+                    methods=["POST"])
+    bp.add_url_rule(f"/twilio/<key>/{_path}", endpoint=f"twilio_{_kind}_keyed", view_func=_view,
+                    methods=["POST"])
+
+
+@bp.post("/sendgrid/events")
+@bp.post("/sendgrid/<key>/events")
+@endpoint("public", status=200, tags=["webhooks"],
+          summary="SendGrid Event Webhook batch (ECDSA signed)")
+def sendgrid_events(key=None):
+    return _summary(_forward("sendgrid", "events", key))
+
+
+@bp.post("/sendgrid/inbound")
+@bp.post("/sendgrid/<key>/inbound")
+@endpoint("public", status=200, tags=["webhooks"],
+          summary="SendGrid Inbound Parse (basic auth, or the key in the URL)")
+def sendgrid_inbound(key=None):
+    return _summary(_forward("sendgrid", "inbound", key))
+
+
+@bp.post("/mailgun/events")
+@bp.post("/mailgun/<key>/events")
+@endpoint("public", status=200, tags=["webhooks"],
+          summary="Mailgun event webhook (HMAC signed, one-time token)")
+def mailgun_events(key=None):
+    return _summary(_forward("mailgun", "events", key))
+
+
+@bp.post("/postmark/inbound")
+@bp.post("/postmark/<key>/inbound")
+@endpoint("public", status=200, tags=["webhooks"], summary="Postmark inbound (basic auth)")
+def postmark_inbound(key=None):
+    return _summary(_forward("postmark", "inbound", key))

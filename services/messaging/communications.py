@@ -6,12 +6,17 @@ import datetime
 # status -> the statuses it may move to.
 TRANSITIONS = {
     "queued": {"sending", "failed"},
-    # queued again only after a transient SMTP refusal; bounced when a DSN proves it left
-    "sending": {"sent", "failed", "queued", "bounced"},
-    "sent": {"delivered", "bounced", "failed"},
+    # queued again only after a transient SMTP refusal; bounced when a DSN proves it left.
+    # Provider webhooks may overtake our own bookkeeping, hence sending -> delivered etc.
+    "sending": {"sent", "failed", "queued", "bounced", "delivered", "undelivered", "completed",
+                "missed"},
+    "sent": {"delivered", "bounced", "failed", "undelivered", "completed", "missed"},
     "delivered": {"bounced"},                    # late bounces happen
+    "undelivered": set(),                        # SMS the carrier could not hand over (final)
     "bounced": set(),
     "failed": set(),
+    "completed": set(),                          # calls that connected
+    "missed": set(),                             # calls not answered (no-answer, busy, ...)
     "received": set(),                           # inbound messages
 }
 STATUSES = tuple(TRANSITIONS)
@@ -38,6 +43,14 @@ def view(row):
         "in_reply_to": row["in_reply_to"], "references": list(row["references"] or []),
         "attachments": row["attachments"] or [], "error": row["error"],
         "bounce_type": row["bounce_type"],
+        # What the provider reported (webhooks); None until it says something.
+        "provider": row.get("provider"), "provider_message_id": row.get("provider_message_id"),
+        "provider_status": row.get("provider_status"), "error_code": row.get("error_code"),
+        "delivered_at": _t(row.get("delivered_at")), "opened_at": _t(row.get("opened_at")),
+        "clicked_at": _t(row.get("clicked_at")), "clicked_url": row.get("clicked_url"),
+        "complained_at": _t(row.get("complained_at")),
+        "duration_seconds": row.get("duration_seconds"), "outcome": row.get("outcome"),
+        "recording": row.get("recording"),
         "created_at": _t(row["created_at"]), "sent_at": _t(row["sent_at"]),
         "updated_at": _t(row["updated_at"]),
     }

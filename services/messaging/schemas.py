@@ -121,3 +121,110 @@ class DraftsApprovedSchema(Schema):
             if draft.get("contact_id") is not None:
                 draft["contact_id"] = str(draft["contact_id"])
         return data
+
+
+# -- provider integrations (webhooks, SMS) --------------------------------------------------
+
+PROVIDERS = ("twilio", "sendgrid", "mailgun", "postmark")
+
+
+def _e164(value):
+    import phonenumbers
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        raise ValidationError("an international number with its country code, such as "
+                              "+12025550100")
+    formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    # NANP fiction (555-01xx) and Ofcom drama ranges are not "valid" to libphonenumber but are
+    # real-format test numbers; accept any number libphonenumber can at least place.
+    if not (phonenumbers.is_valid_number(number) or phonenumbers.is_possible_number(number)):
+        raise ValidationError("not a possible phone number")
+    return formatted
+
+
+class TwilioSettingsSchema(Schema):
+    """Twilio-style credentials in token form (Account SID + Auth Token) or key/secret form
+    (Account SID + API Key SID + secret). Webhook signatures are always made with the account's
+    Auth Token, so webhooks need it in either form. Secrets left out keep their stored value."""
+    class Meta:
+        unknown = EXCLUDE
+
+    account_sid = fields.String(required=True, validate=validate.Regexp(r"^AC[0-9a-fA-F]{32}$",
+                                error="an Account SID: AC followed by 32 hex digits"))
+    credential_style = fields.String(load_default="token",
+                                     validate=validate.OneOf(("token", "api_key")))
+    auth_token = fields.String(load_default=None, allow_none=True, load_only=True,
+                               validate=validate.Length(min=8, max=200))
+    api_key_sid = fields.String(load_default=None, allow_none=True,
+                                validate=validate.Regexp(r"^SK[0-9a-fA-F]{32}$",
+                                                         error="an API Key SID: SK + 32 hex digits"))
+    api_key_secret = fields.String(load_default=None, allow_none=True, load_only=True,
+                                   validate=validate.Length(min=8, max=200))
+    phone_number = fields.String(load_default=None, allow_none=True)
+    messaging_service_sid = fields.String(
+        load_default=None, allow_none=True,
+        validate=validate.Regexp(r"^MG[0-9a-fA-F]{32}$",
+                                 error="a Messaging Service SID: MG followed by 32 hex digits"))
+
+    @validates("phone_number")
+    def _phone(self, value, **kwargs):
+        if value:
+            _e164(value)
+
+    @post_load
+    def _normalize(self, data, **kwargs):
+        if data.get("phone_number"):
+            data["phone_number"] = _e164(data["phone_number"])
+        return data
+
+
+class SendGridSettingsSchema(Schema):
+    """Event Webhook verification key (base64 DER, as SendGrid shows it) and the basic-auth
+    credentials put in the Inbound Parse URL."""
+    class Meta:
+        unknown = EXCLUDE
+
+    event_verification_key = fields.String(load_default=None, allow_none=True,
+                                           validate=validate.Length(max=2000))
+    inbound_username = fields.String(load_default=None, allow_none=True,
+                                     validate=validate.Length(min=1, max=200))
+    inbound_password = fields.String(load_default=None, allow_none=True, load_only=True,
+                                     validate=validate.Length(min=8, max=200))
+
+    @validates("event_verification_key")
+    def _key(self, value, **kwargs):
+        from services.messaging.signatures import sendgrid_public_key
+        if value:
+            try:
+                sendgrid_public_key(value)
+            except ValueError as err:
+                raise ValidationError(str(err))
+
+
+class MailgunSettingsSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    signing_key = fields.String(load_default=None, allow_none=True, load_only=True,
+                                validate=validate.Length(min=8, max=200))
+    # How far a webhook's timestamp may be from our clock; null switches the check off.
+    timestamp_tolerance_seconds = fields.Integer(load_default=900, allow_none=True, strict=True,
+                                                 validate=validate.Range(min=1, max=7 * 86400))
+
+
+class PostmarkSettingsSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    inbound_username = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    inbound_password = fields.String(load_default=None, allow_none=True, load_only=True,
+                                     validate=validate.Length(min=8, max=200))
+
+
+PROVIDER_SCHEMAS = {"twilio": TwilioSettingsSchema, "sendgrid": SendGridSettingsSchema,
+                    "mailgun": MailgunSettingsSchema, "postmark": PostmarkSettingsSchema}
+
+
+class ProviderSchema(Schema):
+    provider = fields.String(required=True, validate=validate.OneOf(PROVIDERS))

@@ -7,7 +7,10 @@ COMM_COLUMNS = (
     "id, org_id, thread_id, draft_id, direction, channel, status, is_test, automatic, campaign_id, "
     "run_id, contact_id, from_name, from_address, to_name, to_address, subject, body, "
     "stripped_text, message_id, in_reply_to, \"references\", reply_token, bounce_token, "
-    "attachments, error, bounce_type, attempts, next_attempt_at, created_at, sent_at, updated_at"
+    "attachments, error, bounce_type, attempts, next_attempt_at, created_at, sent_at, updated_at, "
+    # what providers reported (webhooks)
+    "provider, provider_message_id, provider_status, error_code, delivered_at, opened_at, "
+    "clicked_at, clicked_url, complained_at, duration_seconds, outcome, recording"
 )
 
 
@@ -244,3 +247,166 @@ def thread_messages(tx, org_id, thread_id):
         "ORDER BY created_at, id",
         (org_id, thread_id),
     )
+
+
+# -- provider settings and webhooks ---------------------------------------------------------
+
+COMM_COLUMNS_ALL = COMM_COLUMNS
+
+
+def provider_settings(tx, org_id, provider=None):
+    if provider:
+        return tx.one("SELECT * FROM provider_settings WHERE org_id = %s AND provider = %s",
+                      (org_id, provider))
+    return tx.all("SELECT * FROM provider_settings WHERE org_id = %s ORDER BY provider", (org_id,))
+
+
+def save_provider_settings(tx, org_id, provider, config, secrets_enc, route_phone=None,
+                           route_service_sid=None, account_sid=None):
+    """Insert or replace; psycopg2 UniqueViolation when a routing key belongs to another org
+    (the caller turns it into Conflict)."""
+    tx.execute("SAVEPOINT provider_settings")
+    try:
+        tx.execute(
+            "INSERT INTO provider_settings (org_id, provider, config, secrets_enc, route_phone, "
+            "route_service_sid, account_sid) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (org_id, provider) DO UPDATE SET config = EXCLUDED.config, "
+            "secrets_enc = EXCLUDED.secrets_enc, route_phone = EXCLUDED.route_phone, "
+            "route_service_sid = EXCLUDED.route_service_sid, account_sid = EXCLUDED.account_sid, "
+            "updated_at = now()",
+            (org_id, provider, json.dumps(config), secrets_enc, route_phone, route_service_sid,
+             account_sid),
+        )
+    except Exception:
+        tx.execute("ROLLBACK TO SAVEPOINT provider_settings")
+        raise
+    tx.execute("RELEASE SAVEPOINT provider_settings")
+
+
+def delete_provider_settings(tx, org_id, provider):
+    return tx.one("DELETE FROM provider_settings WHERE org_id = %s AND provider = %s "
+                  "RETURNING provider", (org_id, provider)) is not None
+
+
+def twilio_candidates(tx, phones, service_sids, account_sids):
+    """Twilio settings rows a key-less webhook may belong to: by our number, then Messaging
+    Service, then account (an account may back several organizations)."""
+    rows = tx.all(
+        "SELECT *, CASE WHEN route_phone = ANY(%s) THEN 0 WHEN route_service_sid = ANY(%s) "
+        "THEN 1 ELSE 2 END AS rank FROM provider_settings WHERE provider = 'twilio' AND "
+        "(route_phone = ANY(%s) OR route_service_sid = ANY(%s) OR account_sid = ANY(%s)) "
+        "ORDER BY rank, updated_at DESC LIMIT 20",
+        (phones, service_sids, phones, service_sids, account_sids),
+    )
+    return rows
+
+
+def settings_for_orgs(tx, provider, org_ids):
+    if not org_ids:
+        return []
+    return tx.all("SELECT * FROM provider_settings WHERE provider = %s AND org_id = ANY(%s::uuid[])",
+                  (provider, [str(o) for o in org_ids]))
+
+
+def orgs_with_communication(tx, provider, column, values, limit=20):
+    """Organizations that configured `provider` and hold a communication whose `column` is one
+    of `values`, most recent first (key-less webhook routing)."""
+    assert column in ("provider_message_id", "message_id", "reply_token", "id")
+    if not values:
+        return []
+    cast = "::uuid[]" if column == "id" else ""
+    rows = tx.all(
+        f"SELECT c.org_id, max(c.created_at) AS latest FROM communications c "
+        f"JOIN provider_settings p ON p.org_id = c.org_id AND p.provider = %s "
+        f"WHERE c.{column} = ANY(%s{cast}) GROUP BY c.org_id ORDER BY latest DESC LIMIT %s",
+        (provider, list(values), limit),
+    )
+    return [str(r["org_id"]) for r in rows]
+
+
+def find_communication(tx, org_id, column, values, direction="outbound"):
+    assert column in ("provider_message_id", "message_id", "id")
+    if not values:
+        return None
+    cast = "::uuid[]" if column == "id" else ""
+    rows = tx.all(
+        f"SELECT {COMM_COLUMNS_ALL} FROM communications WHERE org_id = %s AND {column} = ANY(%s{cast}) "
+        "AND direction = %s ORDER BY created_at DESC LIMIT 1",
+        (org_id, [str(v) for v in values], direction),
+    )
+    return rows[0] if rows else None
+
+
+def lock_communication(tx, org_id, comm_id):
+    return tx.one(f"SELECT {COMM_COLUMNS_ALL} FROM communications WHERE org_id = %s AND id = %s "
+                  "FOR UPDATE", (org_id, comm_id))
+
+
+def update_communication(tx, comm_id, changes):
+    if not changes:
+        return
+    allowed = {"status", "error", "bounce_type", "provider", "provider_message_id",
+               "provider_status", "error_code", "delivered_at", "opened_at", "clicked_at",
+               "clicked_url", "complained_at", "duration_seconds", "outcome", "recording",
+               "sent_at"}
+    cols = [c for c in changes if c in allowed]
+    values = [json.dumps(changes[c]) if c == "recording" and changes[c] is not None
+              else changes[c] for c in cols]
+    sets = ", ".join(f"{c} = %s" for c in cols)
+    tx.execute(f"UPDATE communications SET {sets}, updated_at = now() WHERE id = %s",
+               values + [comm_id])
+
+
+def latest_outbound_sms(tx, org_id, to_address, from_address):
+    """The newest outbound SMS to this number (from our number when known): its thread is the
+    conversation of the number pair."""
+    return tx.one(
+        f"SELECT {COMM_COLUMNS_ALL} FROM communications WHERE org_id = %s AND channel = 'sms' "
+        "AND direction = 'outbound' AND to_address = %s "
+        "ORDER BY (from_address = %s) DESC, created_at DESC LIMIT 1",
+        (org_id, to_address, from_address),
+    )
+
+
+def latest_inbound_sms(tx, org_id, from_address, to_address):
+    return tx.one(
+        f"SELECT {COMM_COLUMNS_ALL} FROM communications WHERE org_id = %s AND channel = 'sms' "
+        "AND direction = 'inbound' AND from_address = %s AND to_address = %s "
+        "ORDER BY created_at DESC LIMIT 1",
+        (org_id, from_address, to_address),
+    )
+
+
+def provider_event(tx, org_id, dedupe_key):
+    return tx.one("SELECT * FROM provider_events WHERE org_id = %s AND dedupe_key = %s",
+                  (org_id, dedupe_key))
+
+
+def add_provider_event(tx, org_id, dedupe_key, provider, event_type, communication_id, data,
+                       occurred_at=None):
+    """True the first time this provider event is seen."""
+    row = tx.one(
+        "INSERT INTO provider_events (org_id, dedupe_key, provider, event_type, communication_id, "
+        "data, occurred_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING "
+        "RETURNING dedupe_key",
+        (org_id, dedupe_key, provider, event_type, communication_id, json.dumps(data),
+         occurred_at),
+    )
+    return row is not None
+
+
+def communication_events(tx, org_id, comm_id):
+    return tx.all("SELECT provider, event_type, data, occurred_at, received_at FROM provider_events "
+                  "WHERE org_id = %s AND communication_id = %s ORDER BY occurred_at, received_at",
+                  (org_id, comm_id))
+
+
+def claim_mailgun_token(tx, org_id, token, body_sha256):
+    """True when the token is new, or came before with these very bytes (a provider retry)."""
+    row = tx.one(
+        "INSERT INTO mailgun_tokens (org_id, token, body_sha256) VALUES (%s, %s, %s) "
+        "ON CONFLICT (org_id, token) DO UPDATE SET token = EXCLUDED.token "
+        "RETURNING body_sha256, (xmax = 0) AS inserted",
+        (org_id, token, body_sha256),
+    )
+    return row["inserted"] or row["body_sha256"] == body_sha256

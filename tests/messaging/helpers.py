@@ -30,19 +30,25 @@ def inbound_key(stack, org_id):
 
 def seed_outbound(stack, org_id, message_id, to_address, subject, reply_token=None,
                   bounce_token=None, thread_id=None, contact_id=None, campaign_id=None,
-                  run_id=None, status="sent"):
-    """One sent campaign email as the sender records it; returns (communication_id, thread_id)."""
+                  run_id=None, status="sent", channel="email", provider=None,
+                  provider_message_id=None, from_address="jordan.ellis@example.org",
+                  body="(campaign e-mail)"):
+    """One sent campaign message as the sender records it (an e-mail unless `channel` says sms
+    or phone; `provider_message_id` is the id the provider returned at send time: SendGrid's
+    X-Message-Id, Twilio's MessageSid or CallSid); returns (communication_id, thread_id)."""
     with messaging_tx(stack) as tx:
         if thread_id is None:
-            thread_id = store.insert_thread(tx, org_id, "email", contact_id, subject,
+            thread_id = store.insert_thread(tx, org_id, channel, contact_id, subject,
                                             campaign_id=campaign_id, run_id=run_id)
         row = store.insert_communication(tx, {
-            "org_id": org_id, "thread_id": thread_id, "direction": "outbound", "channel": "email",
+            "org_id": org_id, "thread_id": thread_id, "direction": "outbound", "channel": channel,
             "status": status, "campaign_id": campaign_id, "run_id": run_id,
             "contact_id": contact_id, "draft_id": str(uuid.uuid4()),
-            "from_name": "Jordan Ellis", "from_address": "jordan.ellis@example.org",
-            "to_address": to_address, "subject": subject, "body": "(campaign e-mail)",
+            "from_name": "Jordan Ellis" if channel == "email" else None,
+            "from_address": from_address,
+            "to_address": to_address, "subject": subject, "body": body,
             "message_id": message_id, "reply_token": reply_token, "bounce_token": bounce_token,
+            "provider": provider, "provider_message_id": provider_message_id,
         })
     return str(row["id"]), str(thread_id)
 
