@@ -1,6 +1,8 @@
 """Flask app factory: blueprints, RPC pool, JSON errors, the OpenAPI document."""
 import importlib
 import logging
+import re
+import time
 import uuid
 
 from flask import Flask, g, jsonify, request
@@ -9,7 +11,12 @@ from gateway import errors, openapi
 from gateway.rpc import rpc
 from services.common.config import load_config
 
-# One module per resource under gateway/api_*.py or gateway/webhooks; each exposes `bp`.
+log = logging.getLogger("gateway.access")
+
+# Webhook URLs carry per-organization secrets in their path; access logs show them redacted.
+_SECRET_PATH = re.compile(r"(/webhooks/(?:[a-z]+/)*?(?:inbound|[a-z]+)/)([A-Za-z0-9_\-]{16,})")
+
+# One module per resource under gateway/routes/; each exposes `bp`.
 BLUEPRINTS = (
     "gateway.routes.identity",
     "gateway.routes.contacts",
@@ -42,6 +49,7 @@ def create_app(config=None):
     @app.before_request
     def request_id():
         g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        g.started = time.perf_counter()
 
     @app.after_request
     def stamp(resp):
@@ -50,6 +58,9 @@ def create_app(config=None):
         if ctx and ctx.get("org_id"):
             # Every response says which organization it concerns.
             resp.headers["X-Organization-Id"] = ctx["org_id"]
+        log.info("%s %s %s %.1fms %s", request.method, redact(request.path), resp.status_code,
+                 (time.perf_counter() - g.get("started", time.perf_counter())) * 1000,
+                 g.request_id)
         return resp
 
     @app.get("/api/openapi.json")
@@ -61,3 +72,8 @@ def create_app(config=None):
         return jsonify({"ok": True})
 
     return app
+
+
+def redact(path):
+    """The request path as it may be logged: secrets in webhook paths replaced."""
+    return _SECRET_PATH.sub(r"\1[redacted]", path)
