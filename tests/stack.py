@@ -54,6 +54,7 @@ class Stack:
         self.database_url = f"postgresql://postgres@127.0.0.1:5432/{self.db_name}"
         self.procs = {}
         self.own_vhost = False
+        self.twilio = None  # stand-in for Twilio's REST API (tests/messaging/twilio_standin.py)
 
     @property
     def amqp_uri(self):
@@ -69,6 +70,8 @@ class Stack:
             "PUBLIC_BASE_URL": PUBLIC_BASE_URL, "PYTHONPATH": ROOT, "RPC_TIMEOUT": "30",
             "LOG_LEVEL": "INFO", "OUTREACH_TEST": "1",
         })
+        if self.twilio is not None:
+            env["TWILIO_API_BASE"] = self.twilio.url
         for svc in ("IDENTITY", "CONTACTS", "CAMPAIGNS", "MESSAGING", "REPORTING"):
             env.pop(f"{svc}_DATABASE_URL", None)
         return env
@@ -77,6 +80,8 @@ class Stack:
         if shutil.which("rabbitmqctl") and rabbitmqctl("add_vhost", self.vhost).returncode == 0:
             rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
             self.own_vhost = True
+        from tests.messaging.twilio_standin import TwilioStandIn
+        self.twilio = TwilioStandIn().start()
         env = self.env()
         subprocess.run([sys.executable, "-m", "services.common.migrate"], cwd=ROOT, env=env,
                        check=True, capture_output=True)
@@ -92,7 +97,7 @@ class Stack:
     def wait_ready(self, timeout=90):
         from nameko.standalone.rpc import ClusterRpcProxy
         deadline = time.time() + timeout
-        services = [n for n in self.procs if n not in ("gateway", "smtp")]
+        services = [n for n in self.procs if n not in ("gateway", "smtp", "importer")]
         with ClusterRpcProxy({"AMQP_URI": self.amqp_uri}, timeout=5) as proxy:
             for name in services:
                 while True:
@@ -134,6 +139,8 @@ class Stack:
         return psycopg2.connect(self.database_url, options=f"-c search_path={schema}")
 
     def stop(self):
+        if self.twilio is not None:
+            self.twilio.stop()
         for proc in self.procs.values():
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)

@@ -1,5 +1,5 @@
 """The messaging service (nameko entrypoints; thin): email settings and channel readiness,
-sending approved drafts, inbound email, and the communications feed."""
+sending approved drafts (email over SMTP, SMS through Twilio's REST API), inbound email, and the communications feed."""
 import base64
 import binascii
 import logging
@@ -16,7 +16,7 @@ from services.common.db import Database
 from services.common.errors import Forbidden, Invalid, NotFound
 from services.common.schemas import load
 from services.messaging import communications, inbound, inbound_email, outbound, settings, store
-from services.messaging import providers, webhooks
+from services.messaging import providers, sms, webhooks
 from services.messaging import schemas
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ class MessagingService(base.ServiceBase):
         with self.db.transaction() as tx:
             if not tx.first_time(data["event_id"], "messaging.send_approved_drafts"):
                 return
-            queued = outbound.accept_drafts(tx, data)
+            queued = outbound.accept_drafts(tx, data, self.config["SECRET_KEY"])
         self._deliver(data["org_id"], queued)
 
     @timer(interval=30)
@@ -170,7 +170,10 @@ class MessagingService(base.ServiceBase):
             return remote.call(self.contacts, "reachable", ctx,
                                {"channel": channel, "identifiers": identifiers}, timeout=15)
 
-        outbound.deliver(self.db, org_id, ids, reachable, self.config["SECRET_KEY"])
+        sms_config = {"api_base": self.config.get("TWILIO_API_BASE") or sms.DEFAULT_API_BASE,
+                      "public_base_url": self.config.get("PUBLIC_BASE_URL")}
+        outbound.deliver(self.db, org_id, ids, reachable, self.config["SECRET_KEY"],
+                         sms_config=sms_config)
 
     # -- inbound ----------------------------------------------------------------------------
 

@@ -69,7 +69,8 @@ def readiness(row, channel):
         if not (row and row["provider_kind"]):
             missing.append("email_provider")
         return {"channel": "email", "ready": not missing, "missing": missing}
-    # SMS and calls cannot be configured yet: say plainly what is missing.
+    # SMS and calls depend on the Twilio settings: providers.readiness answers for them; without
+    # those settings this is what is missing.
     return {"channel": channel, "ready": False, "missing": ["sms_provider", "phone_number"]}
 
 

@@ -116,6 +116,17 @@ def set_status(tx, ids, status, error=None, sent=False, attempts_increment=0,
     )
 
 
+def finish_sending(tx, comm_id, status):
+    """`sending` -> `status` (a provider webhook may already have moved the row further on, which
+    is kept); sent_at is set once."""
+    tx.execute(
+        "UPDATE communications SET status = CASE WHEN status = 'sending' THEN %s ELSE status END, "
+        "error = NULL, next_attempt_at = NULL, sent_at = COALESCE(sent_at, now()), "
+        "updated_at = now() WHERE id = %s",
+        (status, comm_id),
+    )
+
+
 def postpone(tx, ids, seconds, reason):
     """Keep queued rows queued but not due again for `seconds`."""
     tx.execute(
@@ -393,6 +404,18 @@ def add_provider_event(tx, org_id, dedupe_key, provider, event_type, communicati
          occurred_at),
     )
     return row is not None
+
+
+def unmatched_provider_events(tx, org_id, dedupe_keys):
+    """Provider events among `dedupe_keys` recorded before their communication could be found."""
+    return tx.all("SELECT dedupe_key, data, received_at FROM provider_events WHERE org_id = %s "
+                  "AND dedupe_key = ANY(%s) AND communication_id IS NULL",
+                  (org_id, list(dedupe_keys)))
+
+
+def attach_provider_event(tx, org_id, dedupe_key, comm_id):
+    tx.execute("UPDATE provider_events SET communication_id = %s WHERE org_id = %s "
+               "AND dedupe_key = %s", (comm_id, org_id, dedupe_key))
 
 
 def communication_events(tx, org_id, comm_id):

@@ -252,23 +252,44 @@ def _process_sms_status(db, org_id, srow, prepared, find_contact, now=None):
                                         comm["id"] if comm else None, data):
             return _duplicate(tx, org_id, store.provider_event(tx, org_id, dedupe))
         if comm is None:
+            # Possibly faster than our own commit of the sid: the sender applies it afterwards
+            # (apply_early_sms_status).
             return {"kind": "status", "matched": False, "duplicate": False, "communication": None}
-        changes = {"provider": "twilio"}
-        if SMS_RANK.get(status, 0) >= SMS_RANK.get(comm["provider_status"] or "", -1):
-            changes["provider_status"] = status
-        target = {"sent": "sent", "delivered": "delivered", "undelivered": "undelivered",
-                  "failed": "failed"}.get(status)
-        if target and (target == comm["status"] or communications.may_move(comm["status"], target)):
-            changes["status"] = target
-        if status == "delivered":
-            changes["delivered_at"] = parse_dlr_date(p.get("RawDlrDoneDate")) or _now(now)
-        if code and status in ("undelivered", "failed"):
-            changes["error_code"] = code
-            changes["error"] = f"Twilio error {code}: {TWILIO_ERRORS.get(code, 'delivery failed')}"
-        store.update_communication(tx, comm["id"], changes)
+        _apply_sms_status(tx, comm, status, code,
+                          parse_dlr_date(p.get("RawDlrDoneDate")) or _now(now))
         row = store.get_communication(tx, org_id, comm["id"])
     return {"kind": "status", "matched": True, "duplicate": False,
             "communication": communications.view(row)}
+
+
+def _apply_sms_status(tx, comm, status, code, delivered_at):
+    changes = {"provider": "twilio"}
+    if SMS_RANK.get(status, 0) >= SMS_RANK.get(comm["provider_status"] or "", -1):
+        changes["provider_status"] = status
+    target = {"sent": "sent", "delivered": "delivered", "undelivered": "undelivered",
+              "failed": "failed"}.get(status)
+    if target and (target == comm["status"] or communications.may_move(comm["status"], target)):
+        changes["status"] = target
+    if status == "delivered":
+        changes["delivered_at"] = delivered_at
+    if code and status in ("undelivered", "failed"):
+        changes["error_code"] = code
+        changes["error"] = f"Twilio error {code}: {TWILIO_ERRORS.get(code, 'delivery failed')}"
+    store.update_communication(tx, comm["id"], changes)
+
+
+def apply_early_sms_status(tx, org_id, comm_id, sid):
+    """Status callbacks that arrived before the sender committed the message's sid were recorded
+    unmatched; attach them to the communication now, in the order a message goes through them."""
+    keys = [f"twilio:sms-status:{sid}:{status}" for status in SMS_RANK]
+    events = store.unmatched_provider_events(tx, org_id, keys)
+    events.sort(key=lambda e: SMS_RANK.get((e["data"] or {}).get("status") or "", 0))
+    for event in events:
+        data = event["data"] or {}
+        comm = store.lock_communication(tx, org_id, comm_id)
+        _apply_sms_status(tx, comm, data.get("status") or "", data.get("error_code"),
+                          event["received_at"])
+        store.attach_provider_event(tx, org_id, event["dedupe_key"], comm_id)
 
 
 def _process_voice_status(db, org_id, srow, prepared, find_contact, now=None):
