@@ -52,6 +52,9 @@ def endpoint(permission, body=None, query=None, response=None, status=200, summa
     return decorate
 
 
+MAX_DEPTH = 32
+
+
 def _json_body():
     raw = request.get_data(cache=True)
     if not raw:
@@ -60,15 +63,61 @@ def _json_body():
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
         raise ApiError(400, "malformed_json", f"request body is not valid JSON: {err}")
+    except RecursionError:
+        raise ApiError(400, "malformed_json", f"request body nests deeper than {MAX_DEPTH} levels")
     if not isinstance(data, dict):
         raise ApiError(400, "malformed_json", "request body must be a JSON object")
+    problems = unstorable(data)
+    if problems:
+        raise ApiError(400, "invalid", "invalid body", errors=problems)
     return data
+
+
+def unstorable(data):
+    """{path: [reason]} for values no database can store faithfully: NUL characters, lone UTF-16
+    surrogates, and nesting deeper than MAX_DEPTH. Walks iteratively (no recursion limit)."""
+    problems = {}
+    stack = [(data, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            problems[path or "body"] = [f"nested deeper than {MAX_DEPTH} levels"]
+            continue
+        if isinstance(value, dict):
+            for key, item in value.items():
+                reason = bad_text(key)
+                where = f"{path}.{key}" if path else str(key)
+                if reason:
+                    problems[where] = [f"field name {reason}"]
+                stack.append((item, where, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}.{i}" if path else str(i), depth + 1)
+                         for i, item in enumerate(value))
+        elif isinstance(value, str):
+            reason = bad_text(value)
+            if reason:
+                problems[path or "body"] = [reason]
+    return problems
+
+
+def bad_text(text):
+    if "\x00" in text:
+        return "contains a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains an unpaired UTF-16 surrogate"
+    return None
 
 
 def _query_args(schema):
     args = {}
     for key in request.args:
         values = request.args.getlist(key)
+        for value in values:
+            reason = bad_text(value)
+            if reason:
+                raise ApiError(400, "invalid", "invalid query", errors={key: [reason]})
         field = schema.fields.get(key)
         from marshmallow import fields as f
         args[key] = values if isinstance(field, f.List) else values[-1]

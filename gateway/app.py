@@ -8,6 +8,8 @@ import uuid
 from flask import Flask, g, jsonify, request
 
 from gateway import errors, openapi
+from gateway.api import bad_text
+from gateway.errors import ApiError
 from gateway.rpc import rpc
 from services.common.config import load_config
 
@@ -50,6 +52,12 @@ def create_app(config=None):
     def request_id():
         g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
         g.started = time.perf_counter()
+        # A NUL or a lone surrogate in the path or query can never match a stored row, and the
+        # database refuses to even compare with it: answer 400 before any service sees it.
+        for where, text in [("path", request.path)] + [(k, v) for k, v in request.args.items(multi=True)]:
+            reason = bad_text(text)
+            if reason:
+                raise ApiError(400, "invalid", f"invalid {where}", errors={where: [reason]})
 
     @app.after_request
     def stamp(resp):

@@ -1,5 +1,7 @@
 """The one error vocabulary. Each class crosses RPC as itself (nameko's remote-error registry),
 and the gateway maps it to an HTTP status in one table (gateway/errors.py)."""
+import json
+
 from nameko.exceptions import registry
 
 
@@ -9,9 +11,14 @@ class DomainError(Exception):
     code = "error"
 
     def __init__(self, message="", **details):
-        super().__init__(message, details)
+        # nameko stringifies every non-string in exception args on the way over RPC; details go
+        # as JSON text so numbers and booleans arrive as numbers and booleans.
+        super().__init__(message, json.dumps(details, default=str))
         self.message = message
         self.details = details
+
+    def __str__(self):
+        return self.message
 
     @property
     def payload(self):
@@ -69,9 +76,14 @@ ALL = (NotFound, Invalid, Conflict, Forbidden, Unauthorized, NotReady, RateLimit
 
 def _rebuild(cls):
     def make(*args):
-        # Remote args are (message, details) as built by DomainError.__init__.
+        # Remote args are (message, details as JSON) as built by DomainError.__init__.
         message = args[0] if args else ""
-        details = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
+        details = {}
+        if len(args) > 1:
+            try:
+                details = json.loads(args[1]) if isinstance(args[1], str) else dict(args[1])
+            except (ValueError, TypeError):
+                details = {}
         return cls(message, **details)
 
     return make
