@@ -11,6 +11,7 @@ still roll back). Events emitted in a transaction are published right after it c
 `relay` timer publishes whatever a crash left behind.
 """
 import contextlib
+import datetime
 import json
 import logging
 import uuid
@@ -68,6 +69,8 @@ class Tx:
             raise ValueError(f"event {event_type} has no org_id")
         event_id = str(uuid.uuid4())
         body = dict(payload, event_id=event_id)
+        # When it happened, not when a consumer gets to it (reporting buckets days by this).
+        body.setdefault("occurred_at", datetime.datetime.now(datetime.timezone.utc).isoformat())
         self.execute(
             "INSERT INTO outbox (event_id, event_type, payload) VALUES (%s, %s, %s)",
             (event_id, event_type, json.dumps(body, default=str)),
@@ -138,21 +141,30 @@ class Session:
         finally:
             self.provider.pool.putconn(conn)
         if tx.events:
-            self.relay()
+            self.relay(only=tx.events)
 
-    def relay(self):
-        """Publish unpublished outbox rows; safe on every replica at once (SKIP LOCKED)."""
+    def relay(self, only=None):
+        """Publish unpublished outbox rows; safe on every replica at once (SKIP LOCKED).
+        `only`: just these event ids (what a transaction just committed) — a request never
+        carries the backlog of others; the timer publishes that."""
         dispatch = self.dispatch
         conn = self.provider.pool.getconn()
         published = 0
         try:
             while True:
                 tx = Tx(conn)
-                rows = tx.all(
-                    "SELECT id, event_type, payload FROM outbox WHERE published_at IS NULL "
-                    "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
-                    (RELAY_BATCH,),
-                )
+                if only is not None:
+                    rows = tx.all(
+                        "SELECT id, event_type, payload FROM outbox WHERE published_at IS NULL "
+                        "AND event_id = ANY(%s::uuid[]) ORDER BY id FOR UPDATE SKIP LOCKED",
+                        (list(only),),
+                    )
+                else:
+                    rows = tx.all(
+                        "SELECT id, event_type, payload FROM outbox WHERE published_at IS NULL "
+                        "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+                        (RELAY_BATCH,),
+                    )
                 if not rows:
                     conn.commit()
                     break
@@ -164,9 +176,20 @@ class Session:
                 )
                 conn.commit()
                 published += len(rows)
+                if only is not None:
+                    break
         except Exception:
             conn.rollback()
             log.exception("outbox relay failed; the timer will try again")
         finally:
             self.provider.pool.putconn(conn)
         return published
+
+    def purge(self, keep_days=7):
+        """Delete published outbox rows and handled-event marks older than keep_days. Marks must
+        outlive any redelivery (minutes); a week is generous."""
+        with self.transaction() as tx:
+            tx.execute("DELETE FROM outbox WHERE published_at < now() - make_interval(days => %s)",
+                       (keep_days,))
+            tx.execute("DELETE FROM processed_events "
+                       "WHERE processed_at < now() - make_interval(days => %s)", (keep_days,))

@@ -13,6 +13,12 @@ class ServiceBase:
         # relay's SKIP LOCKED keeps them from publishing the same row twice.
         self.db.relay()
 
+    @timer(interval=3600)
+    def purge_outbox(self):
+        # Published events and handled-event marks are kept a week, then deleted, so neither
+        # table grows without bound.
+        self.db.purge()
+
     @rpc
     def ping(self):
         return {"service": self.name, "ok": True}

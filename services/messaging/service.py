@@ -5,7 +5,7 @@ import binascii
 import logging
 
 from nameko.dependency_providers import Config
-from nameko.events import event_handler
+from services.common.events import event_handler  # requeues on failure, see there
 from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 

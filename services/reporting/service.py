@@ -2,7 +2,7 @@
 and answers analytics queries over those counts."""
 import logging
 
-from nameko.events import event_handler
+from services.common.events import event_handler  # requeues on failure, see there
 from nameko.rpc import rpc
 
 from services.common.context import context
