@@ -108,14 +108,14 @@ def test_3_tag_and_segment_select_the_tagged_contacts(world):
     assert resp.status_code == 200, resp.text
     resp = client.post(f"/api/v1/contacts/{contacts['optout.olga@example.com']['id']}/unsubscribes",
                        json={"channel": "email", "unsubscribed": True})
-    assert resp.status_code in (200, 201), resp.text
+    assert resp.status_code == 200, resp.text
 
     tag = client.post("/api/v1/tags", json={"title": "Q1 pilot", "kind": "contact"})
     assert tag.status_code == 201, tag.text
     tag_id = tag.json()["id"]
     members = [c["id"] for c in contacts.values()] + [world["phone_only"]["id"]]
     resp = client.post(f"/api/v1/tags/{tag_id}/contacts", json={"contact_ids": members})
-    assert resp.status_code in (200, 201), resp.text
+    assert resp.status_code == 200, resp.text
 
     segment = client.post("/api/v1/segments", json={
         "name": "Q1 pilot", "rules": {"match": "all", "rules": [{"type": "has_tag", "tag_id": tag_id}]}})
@@ -190,7 +190,7 @@ def _drafts(client, run_id, status=None):
 def test_7_test_run_sends_only_to_the_test_recipients(world, stack):
     client = world["client"]
     resp = client.post(f"/api/v1/campaigns/{world['campaign_id']}/runs", json={"type": "test"})
-    assert resp.status_code in (201, 202), resp.text
+    assert resp.status_code == 201, resp.text
     run_id = resp.json()["id"]
     drafts = wait_for(lambda: _drafts(client, run_id, "pending_approval"))
     assert len(drafts) == 1
@@ -209,7 +209,7 @@ def test_7_test_run_sends_only_to_the_test_recipients(world, stack):
 def test_8_live_run_drafts_for_eligible_contacts_and_sends_only_approved_ones(world, stack):
     client = world["client"]
     resp = client.post(f"/api/v1/campaigns/{world['campaign_id']}/runs", json={"type": "live"})
-    assert resp.status_code in (201, 202), resp.text
+    assert resp.status_code == 201, resp.text
     run_id = resp.json()["id"]
     world["run_id"] = run_id
 
@@ -237,7 +237,7 @@ def test_8_live_run_drafts_for_eligible_contacts_and_sends_only_approved_ones(wo
     resp = client.post(f"/api/v1/runs/{run_id}/approve-all")
     assert resp.status_code == 200, resp.text
     # A rejected draft is final.
-    assert client.post(f"/api/v1/drafts/{rejected['id']}/approve").status_code in (409, 422)
+    assert client.post(f"/api/v1/drafts/{rejected['id']}/approve").status_code == 409
 
     for address in ("ada.lovelace@example.com", "grace.hopper@example.com"):
         got = wait_for(lambda: sink_to(stack, address))
@@ -272,7 +272,7 @@ def test_9_a_reply_posted_to_the_inbound_webhook_joins_the_thread(world, stack):
     ).encode()
     resp = requests.post(f"{stack.url}/{path}", data=raw,
                          headers={"Content-Type": "message/rfc822"}, timeout=30)
-    assert resp.status_code in (200, 201), resp.text
+    assert resp.status_code == 200, resp.text
 
     inbound = wait_for(lambda: client.get("/api/v1/communications", params={
         "direction": "inbound", "run_id": world["run_id"]}).json()["communications"])
