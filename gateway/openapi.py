@@ -8,10 +8,35 @@ from flask import current_app
 _PARAM = re.compile(r"<(?:[a-z_]+:)?([a-z_]+)>")
 
 
+def _name_resolver():
+    """Component names: the class name, qualified by its module when two classes share a name
+    (gateway.routes.contacts.ContactIn and services.contacts.schemas.ContactIn)."""
+    taken = {}
+
+    def resolve(schema):
+        cls = schema if isinstance(schema, type) else type(schema)
+        name = cls.__name__
+        if name.endswith("Schema") and len(name) > 6:
+            name = name[:-6]
+        if not isinstance(schema, type):
+            # The same class with other modifiers is another component (PATCH bodies).
+            if getattr(schema, "partial", False) and not name.endswith("Patch"):
+                name += "Patch"
+            if getattr(schema, "only", None) or getattr(schema, "exclude", None):
+                name += "Part"
+        owner = taken.setdefault(name, cls)
+        if owner is not cls:
+            name = "".join(p.capitalize() for p in cls.__module__.split(".")[-2:]) + name
+            taken.setdefault(name, cls)
+        return name
+
+    return resolve
+
+
 def build_spec(app):
     spec = APISpec(
         title="Outreach API", version="1.0.0", openapi_version="3.0.3",
-        plugins=[MarshmallowPlugin()],
+        plugins=[MarshmallowPlugin(schema_name_resolver=_name_resolver())],
         info={"description": "REST API of the outreach platform. Every /api/v1 call except sign-up "
                              "and sign-in needs `Authorization: Bearer <token>`; choose the "
                              "organization with `X-Organization-Id`."},
@@ -53,4 +78,8 @@ def build_spec(app):
 
 
 def openapi_json():
-    return build_spec(current_app)
+    # Routes are fixed once the app is built, so the document is built once per process.
+    cached = current_app.extensions.get("openapi")
+    if cached is None:
+        cached = current_app.extensions["openapi"] = build_spec(current_app)
+    return cached
