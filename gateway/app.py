@@ -11,7 +11,7 @@ from gateway import errors, openapi
 from gateway.api import bad_text
 from gateway.errors import ApiError
 from gateway.rpc import rpc
-from services.common.config import load_config
+from services.common.config import check_secrets, load_config
 
 log = logging.getLogger("gateway.access")
 
@@ -35,6 +35,7 @@ def create_app(config=None):
     app.config["MAX_CONTENT_LENGTH"] = 60 * 1024 * 1024
     if config:
         app.config.update(config)
+    check_secrets(app.config)
     app.json.sort_keys = False
     logging.basicConfig(level=logging.INFO)
     rpc.init_app(app)

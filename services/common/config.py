@@ -25,3 +25,15 @@ def database_url(config, service):
     """The DSN of one service: `<SERVICE>_DATABASE_URL`, else the shared `DATABASE_URL`."""
     urls = config.get("DATABASE_URLS") or {}
     return urls.get(service) or config["DATABASE_URL"]
+
+
+DEV_SECRET_PREFIX = "dev-only"
+
+
+def check_secrets(config):
+    """Refuse to run in production with the development secret key: provider credentials would be
+    encrypted with a key anyone can read in this repository."""
+    env = str(config.get("ENVIRONMENT") or "development").lower()
+    if env == "production" and str(config.get("SECRET_KEY", "")).startswith(DEV_SECRET_PREFIX):
+        raise SystemExit("SECRET_KEY is the development default: set SECRET_KEY (a random value "
+                         "of 32+ bytes) before running with ENVIRONMENT=production")

@@ -21,7 +21,7 @@ import psycopg2.extras
 import psycopg2.pool
 from nameko.events import EventDispatcher
 
-from services.common.config import database_url
+from services.common.config import check_secrets, database_url
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,7 @@ class Database(EventDispatcher):
     def setup(self):
         super().setup()
         config = self.container.config
+        check_secrets(config)
         size = self.max_connections or config.get("max_workers", 10) + 2
         self.pool = psycopg2.pool.ThreadedConnectionPool(
             1, size, database_url(config, self.service),
