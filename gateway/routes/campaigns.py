@@ -1,5 +1,8 @@
 """Campaigns API: goals, templates, agents, campaigns, runs and drafts. Reading needs `read`,
-everything that changes something needs `operate`."""
+everything that changes something needs `operate` (an agent's model provider, endpoint and key
+name need owner or admin: the campaigns service checks ctx["role"]). Every body and query string
+refuses unknown fields (schemas.Strict); every list answers {items, next_cursor}, next page
+with `after`."""
 from flask import Blueprint, g
 
 from gateway.api import endpoint
@@ -91,15 +94,15 @@ def get_run(run_id):
 
 
 @bp.post("/runs/<run_id>/cancel")
-@endpoint("operate", response=s.RunOut(), summary="Cancel a queued or running run (stops further drafts and sends)",
+@endpoint("operate", body=s.EmptyBody(), response=s.RunOut(), summary="Cancel a queued or running run (stops further drafts and sends)",
           tags=["runs"])
-def cancel_run(run_id):
+def cancel_run(run_id, body):
     return rpc.campaigns.cancel_run(g.ctx, run_id)
 
 
 @bp.post("/runs/<run_id>/approve-all")
-@endpoint("operate", response=s.ApproveRunOut(), summary="Approve every draft of the run awaiting approval", tags=["drafts"])
-def approve_run(run_id):
+@endpoint("operate", body=s.EmptyBody(), response=s.ApproveRunOut(), summary="Approve every draft of the run awaiting approval", tags=["drafts"])
+def approve_run(run_id, body):
     return rpc.campaigns.approve_run(g.ctx, run_id)
 
 
@@ -130,6 +133,6 @@ def reject_draft(draft_id, body):
 
 
 @bp.post("/drafts/<draft_id>/retry")
-@endpoint("operate", response=s.DraftOut(), summary="Write and review a failed draft again", tags=["drafts"])
-def retry_draft(draft_id):
+@endpoint("operate", body=s.EmptyBody(), response=s.DraftOut(), summary="Write and review a failed draft again", tags=["drafts"])
+def retry_draft(draft_id, body):
     return rpc.campaigns.retry_draft(g.ctx, draft_id)

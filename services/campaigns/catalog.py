@@ -2,7 +2,8 @@
 (references must exist in the same organization and be of the right kind; changing a campaign's
 instructions makes a new version)."""
 from services.campaigns import store, templates
-from services.common.errors import Conflict, Invalid, NotFound
+from services.campaigns.agents import providers
+from services.common.errors import Conflict, Forbidden, Invalid, NotFound
 
 KINDS = {"goals": "goal", "templates": "template", "agents": "agent", "campaigns": "campaign"}
 
@@ -14,21 +15,22 @@ def get(tx, ctx, table, row_id, lock=False):
     return row
 
 
-def create(tx, ctx, table, values):
+def create(tx, ctx, table, values, facts=None):
+    """facts: what other services said about the values (campaigns: {"segment_exists": bool})."""
     check = CHECKS.get(table)
     if check:
-        check(tx, ctx, values, None)
+        check(tx, ctx, values, None, facts or {})
     row = store.insert(tx, table, ctx["org_id"], values)
     if table == "campaigns":
         store.add_version(tx, row["id"], row["version"], row["instructions"], ctx.get("user_id"))
     return row
 
 
-def update(tx, ctx, table, row_id, values):
+def update(tx, ctx, table, row_id, values, facts=None):
     current = get(tx, ctx, table, row_id, lock=True)
     check = CHECKS.get(table)
     if check:
-        check(tx, ctx, values, current)
+        check(tx, ctx, values, current, facts or {})
     if table == "campaigns" and "instructions" in values \
             and values["instructions"] != current["instructions"]:
         values = dict(values, version=current["version"] + 1)
@@ -52,17 +54,44 @@ def delete(tx, ctx, table, row_id):
     store.delete(tx, table, ctx["org_id"], row_id)
 
 
-def check_template(tx, ctx, values, current):
+def check_template(tx, ctx, values, current, facts):
     merged = dict(current or {}, **values)
-    errors = templates.unknown_placeholders(merged)
+    errors = templates.placeholder_errors(merged)
     if merged.get("channel", "email") == "email" and not (merged.get("subject") or "").strip():
         errors.setdefault("subject", []).append("an email template needs a subject")
     if errors:
-        raise Invalid("the template uses placeholders that cannot be filled", errors=errors)
+        raise Invalid("the template has placeholders that cannot be filled", errors=errors)
 
 
-def check_agent(tx, ctx, values, current):
+# Who may point an agent at a model endpoint and name the key it is sent: the key is the
+# operator's, so only owners and admins (members still write instructions, voice, names).
+PROVIDER_FIELDS = ("provider", "base_url", "api_key_env", "model")
+PROVIDER_ROLES = ("owner", "admin")
+
+
+def check_agent_role(ctx, values, current):
     merged = dict(current or {}, **values)
+    if current is None:
+        sensitive = merged.get("provider", "builtin") != "builtin"
+        what = "create an agent with an external model provider"
+    else:
+        changed = [f for f in PROVIDER_FIELDS if f in values and values[f] != current.get(f)]
+        # The model of a builtin agent means nothing outside this process; anything else counts.
+        both_builtin = current.get("provider") == merged.get("provider") == "builtin"
+        sensitive = bool(changed) and (not both_builtin or changed != ["model"])
+        what = "change an agent's " + "/".join(changed)
+    if sensitive and ctx.get("role") not in PROVIDER_ROLES:
+        raise Forbidden(f"only an owner or admin may {what}", fields=list(PROVIDER_FIELDS))
+
+
+def check_agent(tx, ctx, values, current, facts):
+    merged = dict(current or {}, **values)
+    check_agent_role(ctx, values, current)
+    errors = providers.settings_errors(
+        {k: values[k] for k in ("api_key_env", "base_url") if k in values} if current
+        else merged)
+    if errors:
+        raise Invalid("the agent's provider settings are not allowed", errors=errors)
     if current and "type" in values and values["type"] != current["type"]:
         used = store.campaigns_using(tx, ctx["org_id"], f"{current['type']}_agent_id", current["id"])
         if used:
@@ -78,7 +107,7 @@ def check_agent(tx, ctx, values, current):
             raise Invalid("incomplete provider settings", errors=errors)
 
 
-def check_campaign(tx, ctx, values, current):
+def check_campaign(tx, ctx, values, current, facts):
     merged = dict(current or {}, **values)
     errors = {}
 
@@ -98,6 +127,9 @@ def check_campaign(tx, ctx, values, current):
     ref("writer_agent_id", "agents", "writer")
     ref("reviewer_agent_id", "agents", "reviewer")
     ref("template_id", "templates")
+    # Segments live in contacts: the service asked segment_exists before this transaction.
+    if values.get("segment_id") is not None and not facts.get("segment_exists"):
+        errors["segment_id"] = ["no such segment"]
     if current and "channel" in values and "template_id" not in values and merged.get("template_id"):
         template = store.get(tx, "templates", ctx["org_id"], merged["template_id"])
         if template and template["channel"] != values["channel"]:

@@ -76,7 +76,11 @@ def snapshot(tx, org_id, campaign):
 
 
 def start(tx, ctx, campaign, run_type, facts):
-    """Preflight, then a `queued` run and its run_queued event (the worker takes it from there)."""
+    """Preflight, then a `queued` run and its run_queued event (the worker takes it from there).
+    A campaign has at most one live run queued or running (409 naming it); test runs may overlap,
+    they only reach the organization's test recipients."""
+    if run_type == "live":
+        refuse_second_live_run(tx, ctx, campaign)
     preflight.require_ready(campaign, run_type, facts)
     run = store.insert_run(tx, ctx["org_id"], {
         "campaign_id": campaign["id"], "channel": campaign["channel"], "run_type": run_type,
@@ -84,10 +88,21 @@ def start(tx, ctx, campaign, run_type, facts):
         "version": campaign["version"], "instructions": campaign["instructions"],
         "snapshot": snapshot(tx, ctx["org_id"], campaign), "created_by": ctx.get("user_id"),
     })
+    if run is None:  # another start won the race (the unique index, not only the check above)
+        refuse_second_live_run(tx, ctx, campaign)
+        raise Conflict("this campaign already has a live run in progress")
     tx.emit("run_queued", {"org_id": ctx["org_id"], "run_id": str(run["id"]),
                            "campaign_id": str(campaign["id"]), "channel": run["channel"],
                            "run_type": run_type})
     return run
+
+
+def refuse_second_live_run(tx, ctx, campaign):
+    active = store.active_live_run(tx, ctx["org_id"], campaign["id"])
+    if active:
+        raise Conflict(f"this campaign already has a live run in progress ({active['id']}, "
+                       f"{active['status']}); wait for it to finish or cancel it first",
+                       active_run_id=str(active["id"]), active_run_status=active["status"])
 
 
 # --- the audience ----------------------------------------------------------------------------

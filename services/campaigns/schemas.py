@@ -1,8 +1,14 @@
 """Marshmallow schemas for every RPC payload and event the campaigns service takes. The gateway
-uses the same schemas for request bodies and query strings."""
+uses the same schemas for request bodies and query strings.
+
+One rule for the whole campaigns API: a request body or query string with a field the route does
+not know is refused (400, the field named: "unknown field; did you mean note?"), so a typo never
+silently does nothing. Every request schema derives from `Strict`. Events we consume are the
+other way round (EXCLUDE): contracts grow additively."""
+import difflib
 import re
 
-from marshmallow import EXCLUDE, Schema, fields, validate, ValidationError, validates_schema
+from marshmallow import EXCLUDE, RAISE, Schema, fields, validate, ValidationError, validates_schema
 
 CHANNELS = ("email", "sms", "phone")
 AGENT_TYPES = ("writer", "reviewer")
@@ -21,18 +27,52 @@ class Id(fields.UUID):
         return str(super()._deserialize(value, attr, data, **kwargs))
 
 
+UNKNOWN = "unknown field"
+
+
+class Strict(Schema):
+    """A request body or query string: unknown fields are refused, with a hint at the right name."""
+
+    class Meta:
+        unknown = RAISE
+
+    error_messages = {"unknown": UNKNOWN}
+    # Names people reach for -> the field this API calls it (besides close spellings).
+    HINTS = {}
+
+    def handle_error(self, error, data, *, many, **kwargs):
+        messages = error.messages
+        if not isinstance(messages, dict) or not any(m == [UNKNOWN] for m in messages.values()):
+            return
+        names = [f.data_key or name for name, f in self.load_fields.items()]
+        out = {}
+        for key, value in messages.items():
+            if value != [UNKNOWN]:
+                out[key] = value
+                continue
+            hint = self.HINTS.get(key) or next(
+                iter(difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)), None)
+            out[key] = [f"{UNKNOWN}; did you mean {hint}?" if hint else
+                        f"{UNKNOWN}; accepted: {', '.join(names) if names else 'none'}"]
+        raise ValidationError(out, data=data, valid_data=error.valid_data)
+
+
+class EmptyBody(Strict):
+    """Actions that take no input (cancel, approve-all, retry): a body with fields is refused."""
+
+
 def text(max_len, required=False, **kw):
     if required:
         return fields.String(required=True, validate=validate.Length(min=1, max=max_len), **kw)
     return fields.String(load_default="", validate=validate.Length(max=max_len), **kw)
 
 
-class GoalSchema(Schema):
+class GoalSchema(Strict):
     name = text(200, required=True)
     description = text(5000)
 
 
-class TemplateSchema(Schema):
+class TemplateSchema(Strict):
     name = text(200, required=True)
     channel = fields.String(load_default="email", validate=validate.OneOf(CHANNELS))
     subject = text(500)
@@ -40,7 +80,7 @@ class TemplateSchema(Schema):
     body = text(100_000, required=True)
 
 
-class AgentSchema(Schema):
+class AgentSchema(Strict):
     type = fields.String(required=True, validate=validate.OneOf(AGENT_TYPES))
     name = text(200, required=True)
     title = text(200)
@@ -63,7 +103,7 @@ class AgentSchema(Schema):
             raise ValidationError("give the variable's name, not the key", "api_key_env")
 
 
-class CampaignSchema(Schema):
+class CampaignSchema(Strict):
     name = text(200, required=True)
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
     goal_id = Id(load_default=None, allow_none=True)
@@ -75,19 +115,26 @@ class CampaignSchema(Schema):
     status = fields.String(load_default="active", validate=validate.OneOf(CAMPAIGN_STATUSES))
 
 
-class StartRunSchema(Schema):
+class StartRunSchema(Strict):
+    HINTS = {"run_type": "type"}
+
     type = fields.String(required=True, validate=validate.OneOf(RUN_TYPES))
 
 
-class PreflightQuery(Schema):
+class PreflightQuery(Strict):
     type = fields.String(load_default="live", validate=validate.OneOf(RUN_TYPES))
 
 
-class NoteSchema(Schema):
+class NoteSchema(Strict):
+    HINTS = {"reason": "note", "comment": "note", "message": "note"}
+
     note = fields.String(load_default="", validate=validate.Length(max=2000))
 
 
-class PageQuery(Schema):
+class PageQuery(Strict):
+    HINTS = {"cursor": "after", "next_cursor": "after", "page": "after", "per_page": "limit",
+             "page_size": "limit"}
+
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
     after = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
 

@@ -3,7 +3,7 @@ drafts over RPC; the run worker and the handlers of identity's and messaging's e
 import logging
 import uuid
 
-from nameko.events import event_handler
+from services.common.events import event_handler  # requeues on failure, see there
 from nameko.exceptions import UnknownService
 from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
@@ -74,11 +74,19 @@ class CampaignsService(base.ServiceBase):
 
     # --- goals, templates, agents, campaigns ------------------------------------------------
 
+    def _facts(self, table, ctx, values):
+        """What only other services know about the values, asked before any transaction opens:
+        a campaign's segment lives in contacts (another organization's id does not exist)."""
+        if table == "campaigns" and values.get("segment_id") is not None:
+            return {"segment_exists": bool(self.peers.segment_exists(ctx, values["segment_id"]))}
+        return {}
+
     def _create(self, table, ctx, data):
         ctx = context(ctx)
         values = load(SCHEMAS[table](), data)
+        facts = self._facts(table, ctx, values)
         with self.db.transaction() as tx:
-            return self._view(tx, ctx, table, catalog.create(tx, ctx, table, values))
+            return self._view(tx, ctx, table, catalog.create(tx, ctx, table, values, facts))
 
     def _get(self, table, ctx, row_id):
         ctx = context(ctx)
@@ -99,8 +107,10 @@ class CampaignsService(base.ServiceBase):
     def _update(self, table, ctx, row_id, data):
         ctx = context(ctx)
         values = load(SCHEMAS[table](), data, partial=True)
+        row_id = ident(row_id, catalog.KINDS[table])
+        facts = self._facts(table, ctx, values)
         with self.db.transaction() as tx:
-            row = catalog.update(tx, ctx, table, ident(row_id, catalog.KINDS[table]), values)
+            row = catalog.update(tx, ctx, table, row_id, values, facts)
             return self._view(tx, ctx, table, row)
 
     def _delete(self, table, ctx, row_id):

@@ -4,7 +4,11 @@ import base64
 import json
 import uuid
 
+import psycopg2.errors
+
 from services.common.errors import Invalid
+
+ONE_LIVE_RUN = "runs_one_active_live"  # unique index: one queued/running live run per campaign
 
 # Columns a caller may write, per table (schemas validate the values; this keeps names safe).
 COLUMNS = {
@@ -126,12 +130,30 @@ def starter(tx, org_id, table):
 # --- runs ------------------------------------------------------------------------------------
 
 def insert_run(tx, org_id, run):
-    return tx.one(
-        "INSERT INTO runs (id, org_id, campaign_id, channel, run_type, status, segment_id, version, "
-        " instructions, snapshot, created_by) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING *",
-        (new_id(), org_id, run["campaign_id"], run["channel"], run["run_type"], run["status"],
-         run["segment_id"], run["version"], run["instructions"], json.dumps(run["snapshot"]),
-         run["created_by"]))
+    """The new run, or None when the campaign already has a live run in progress (the
+    runs_one_active_live index said so; the savepoint keeps the transaction usable)."""
+    tx.execute("SAVEPOINT insert_run")
+    try:
+        row = tx.one(
+            "INSERT INTO runs (id, org_id, campaign_id, channel, run_type, status, segment_id, "
+            " version, instructions, snapshot, created_by) "
+            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING *",
+            (new_id(), org_id, run["campaign_id"], run["channel"], run["run_type"], run["status"],
+             run["segment_id"], run["version"], run["instructions"], json.dumps(run["snapshot"]),
+             run["created_by"]))
+    except psycopg2.errors.UniqueViolation as err:
+        tx.execute("ROLLBACK TO SAVEPOINT insert_run")
+        if err.diag.constraint_name == ONE_LIVE_RUN:
+            return None
+        raise
+    tx.execute("RELEASE SAVEPOINT insert_run")
+    return row
+
+
+def active_live_run(tx, org_id, campaign_id):
+    return tx.one("SELECT id, status, created_at FROM runs WHERE org_id = %s AND campaign_id = %s "
+                  "AND run_type = 'live' AND status IN ('queued', 'running') LIMIT 1",
+                  (org_id, campaign_id))
 
 
 def get_run(tx, org_id, run_id, lock=False):

@@ -32,6 +32,35 @@ def unknown_placeholders(fields):
     return errors
 
 
+def unbalanced_braces(text):
+    """What is left of `{{` / `}}` once every well-formed placeholder is taken out: an unclosed
+    `{{first_name` or a stray `}}` would reach a contact as written."""
+    rest = PLACEHOLDER.sub(" ", text or "")
+    problems = []
+    opening = rest.find("{{")
+    if opening >= 0:
+        snippet = rest[opening:opening + 30].split("\n")[0].rstrip()
+        problems.append(f"unclosed placeholder {snippet!r}: every {{{{ needs a matching }}}}")
+    closing = rest.find("}}")
+    if closing >= 0 and (opening < 0 or closing < opening):
+        start = max(0, closing - 28)
+        snippet = rest[start:closing + 2].split("\n")[-1].lstrip()
+        problems.append(f"{snippet!r} closes a placeholder that was never opened with {{{{")
+    return problems
+
+
+def placeholder_errors(fields):
+    """{field: [message]}: unbalanced braces and placeholders we cannot fill, per field."""
+    errors = {}
+    for field in TEMPLATE_FIELDS:
+        problems = unbalanced_braces(fields.get(field))
+        if problems:
+            errors[field] = problems
+    for field, messages in unknown_placeholders(fields).items():
+        errors.setdefault(field, []).extend(messages)
+    return errors
+
+
 def first_name(name):
     parts = (name or "").strip().split()
     return parts[0] if parts else ""

@@ -68,12 +68,80 @@ def _error_text(resp):
     return f": {message}" if message else ""
 
 
+# --- operator policy: which key names and endpoints agents may use ----------------------------
+#
+# An agent names the environment variable that holds its key; the campaigns process reads it and
+# sends it as a bearer token to the agent's base_url. Both are chosen by organization users, so the
+# operator decides which variables may be named (AGENT_API_KEY_ENVS) and, optionally, which
+# endpoints may receive them (AGENT_ALLOWED_BASE_URLS). Otherwise any member could name
+# DATABASE_URL and point the agent at a server of theirs.
+
+KEY_ENVS_VAR = "AGENT_API_KEY_ENVS"
+BASE_URLS_VAR = "AGENT_ALLOWED_BASE_URLS"
+
+
+def _names(value):
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def allowed_key_envs(environ=None):
+    """The variable names an agent may use for its key (default: OPENAI_API_KEY only)."""
+    environ = os.environ if environ is None else environ
+    return _names(environ.get(KEY_ENVS_VAR, DEFAULT_KEY_ENV))
+
+
+def allowed_base_urls(environ=None):
+    """The URL prefixes an agent may call; empty means any http(s) URL."""
+    environ = os.environ if environ is None else environ
+    return [u.rstrip("/") for u in _names(environ.get(BASE_URLS_VAR, ""))]
+
+
+def base_url_allowed(base_url, environ=None):
+    allowed = allowed_base_urls(environ)
+    if not allowed:
+        return True
+    url = (base_url or "").rstrip("/")
+    # A prefix must end at a path boundary: https://api.example.com does not allow
+    # https://api.example.com.attacker.net.
+    return any(url == prefix or url.startswith(prefix + "/") for prefix in allowed)
+
+
+def settings_errors(agent, environ=None):
+    """{field: [message]} for key names and endpoints the operator has not allowed."""
+    errors = {}
+    key_env = agent.get("api_key_env")
+    if key_env and key_env not in allowed_key_envs(environ):
+        allowed = allowed_key_envs(environ)
+        errors["api_key_env"] = [
+            f"{key_env} is not an allowed key variable; allowed: "
+            + (", ".join(allowed) if allowed else "none")
+            + f" (the operator lists them in {KEY_ENVS_VAR})"]
+    base_url = agent.get("base_url")
+    if base_url and not base_url_allowed(base_url, environ):
+        errors["base_url"] = [
+            "this endpoint is not allowed; allowed: " + ", ".join(allowed_base_urls(environ))
+            + f" (the operator lists them in {BASE_URLS_VAR})"]
+    return errors
+
+
 def client_for(agent, environ=None):
-    """The chat client of an openai_compatible agent; the key comes from the environment only."""
+    """The chat client of an openai_compatible agent; the key comes from the environment only,
+    and only from a variable the operator allowed, sent only to an endpoint the operator allowed.
+    Checked here again at call time: a row saved before the policy (or edited in the database)
+    must not leak a variable either."""
     environ = os.environ if environ is None else environ
     if not agent.get("base_url"):
         raise AgentFailure(f"agent {agent.get('name')!r} has no base_url")
-    key = environ.get(agent.get("api_key_env") or DEFAULT_KEY_ENV) or None
+    if not base_url_allowed(agent["base_url"], environ):
+        raise AgentFailure(f"agent {agent.get('name')!r}: its base_url is not allowed "
+                           f"({BASE_URLS_VAR}); an owner or admin must change it")
+    key_env = agent.get("api_key_env")
+    if key_env and key_env not in allowed_key_envs(environ):
+        raise AgentFailure(f"agent {agent.get('name')!r}: api_key_env {key_env} is not allowed "
+                           f"({KEY_ENVS_VAR}); an owner or admin must change it")
+    if not key_env and DEFAULT_KEY_ENV in allowed_key_envs(environ):
+        key_env = DEFAULT_KEY_ENV
+    key = environ.get(key_env) or None if key_env else None
     return ChatCompletions(
         agent["base_url"], agent.get("model") or "default", api_key=key,
         timeout=float(environ.get("AGENT_TIMEOUT", 30)),

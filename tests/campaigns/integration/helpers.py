@@ -93,3 +93,53 @@ def drafts_of(client, run_id, **filters):
     resp = client.get("/api/v1/drafts", params=params)
     assert resp.status_code == 200, resp.text
     return resp.json()["items"]
+
+
+def teammate(api, owner, role, tag=None):
+    """A teammate of the owner's organization with the given role, signed in."""
+    email = f"{role}-{tag or uuid.uuid4().hex[:8]}@larkspur.example.org"
+    password = "another horse battery staple 7"
+    resp = owner.post("/api/v1/team", json={"email": email, "password": password,
+                                            "name": f"Sam {role.title()}", "role": role})
+    assert resp.status_code in (200, 201), resp.text
+    login = api.post("/api/v1/auth/login", json={"email": email, "password": password})
+    assert login.status_code == 200, login.text
+    return api.as_(login.json()["token"], owner.org_id)
+
+
+class ModelEndpoint:
+    """A stand-in chat-completions endpoint (a third party's, or an attacker's): records every
+    request's Authorization header and answers with a fixed JSON message."""
+
+    def __init__(self):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests = []
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                endpoint.requests.append({"path": self.path,
+                                          "auth": self.headers.get("Authorization")})
+                content = json.dumps({"subject": "Hello", "preheader": "", "body": "Hi there"})
+                data = json.dumps({"choices": [{"message": {"role": "assistant",
+                                                            "content": content}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()

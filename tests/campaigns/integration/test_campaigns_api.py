@@ -1,7 +1,8 @@
 """Goals, templates, agents and campaigns over HTTP: starter kit, validation, versions, isolation."""
 import uuid
 
-from tests.campaigns.integration.helpers import signup, starter
+from tests.campaigns.integration.helpers import (
+    drafts_of, segment_with_contacts, set_up_email, signup, starter, wait_for)
 
 
 def test_a_new_organization_gets_starter_writer_reviewer_and_email_campaign(api):
@@ -117,3 +118,106 @@ def test_lists_page_by_keyset_cursor(api):
     assert names[:5] == ["Goal 4", "Goal 3", "Goal 2", "Goal 1", "Goal 0"]
     assert len(names) == len(set(g["id"] for g in first["items"] + second["items"])) == 6
     assert second["next_cursor"] is None
+
+
+def test_another_organizations_segment_or_other_reference_is_refused_at_save(api, stack):
+    org, other = signup(api), signup(api)
+    campaign, theirs = starter(org), starter(other)
+    tag = org.org_id[:8]
+    own_segment, _ = segment_with_contacts(stack, org, [{"name": "Ada", "email": f"ada+{tag}@example.org"}])
+    foreign_segment, _ = segment_with_contacts(stack, other, [{"name": "Bo", "email": f"bo+{tag}@example.org"}])
+    for segment_id in (foreign_segment, str(uuid.uuid4())):
+        resp = org.post("/api/v1/campaigns", json={"name": "Poach", "channel": "email",
+                                                   "segment_id": segment_id})
+        assert resp.status_code == 400, resp.text
+        assert resp.json()["errors"] == {"segment_id": ["no such segment"]}
+        resp = org.patch(f"/api/v1/campaigns/{campaign['id']}", json={"segment_id": segment_id})
+        assert resp.status_code == 400, resp.text
+        assert resp.json()["errors"] == {"segment_id": ["no such segment"]}
+    # Every reference to another organization's row is refused the same way, all at once.
+    resp = org.post("/api/v1/campaigns", json={
+        "name": "Poach all", "channel": "email", "segment_id": foreign_segment,
+        "goal_id": theirs["goal_id"], "template_id": theirs["template_id"],
+        "writer_agent_id": theirs["writer_agent_id"], "reviewer_agent_id": theirs["reviewer_agent_id"]})
+    assert resp.status_code == 400
+    assert resp.json()["errors"] == {
+        "segment_id": ["no such segment"], "goal_id": ["no such goal in this organization"],
+        "template_id": ["no such template in this organization"],
+        "writer_agent_id": ["no such agent in this organization"],
+        "reviewer_agent_id": ["no such agent in this organization"]}
+    assert [c["id"] for c in org.get("/api/v1/campaigns").json()["items"]] == [campaign["id"]]
+    resp = org.patch(f"/api/v1/campaigns/{campaign['id']}", json={"segment_id": own_segment})
+    assert resp.status_code == 200 and resp.json()["segment_id"] == own_segment
+
+
+def test_a_template_with_unbalanced_braces_is_refused_with_a_field_error(api):
+    org = signup(api)
+    resp = org.post("/api/v1/templates", json={
+        "name": "Unclosed", "subject": "Hi {{first_name", "body": "Hello first_name}} from {{organization}}"})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["errors"] == {
+        "subject": ["unclosed placeholder '{{first_name': every {{ needs a matching }}"],
+        "body": ["'Hello first_name}}' closes a placeholder that was never opened with {{"]}
+    template = starter(org)["template_id"]
+    before = org.get(f"/api/v1/templates/{template}").json()["body"]
+    resp = org.patch(f"/api/v1/templates/{template}", json={"body": "Hi {{ first_name }, welcome"})
+    assert resp.status_code == 400 and set(resp.json()["errors"]) == {"body"}
+    assert org.get(f"/api/v1/templates/{template}").json()["body"] == before
+
+
+def test_unknown_fields_are_refused_everywhere_naming_them(api, stack):
+    org = signup(api)
+    campaign = starter(org)
+    some_id = str(uuid.uuid4())
+    cases = [
+        ("POST", "/api/v1/goals", {"name": "Renewals", "colour": "red"}, None,
+         {"colour": ["unknown field; accepted: name, description"]}),
+        ("POST", "/api/v1/campaigns", {"name": "C", "channel": "email", "segment": some_id}, None,
+         {"segment": ["unknown field; did you mean segment_id?"]}),
+        ("PATCH", f"/api/v1/agents/{campaign['writer_agent_id']}", {"api_key": "sk-live-123"}, None,
+         {"api_key": ["unknown field; did you mean api_key_env?"]}),
+        ("POST", f"/api/v1/campaigns/{campaign['id']}/runs", {"type": "test", "dry_run": True}, None,
+         {"dry_run": ["unknown field; accepted: type"]}),
+        ("POST", f"/api/v1/drafts/{some_id}/reject", {"reason": "wrong tone"}, None,
+         {"reason": ["unknown field; did you mean note?"]}),
+        ("POST", f"/api/v1/drafts/{some_id}/approve", {"note": "ok", "send_at": "now"}, None,
+         {"send_at": ["unknown field; accepted: note"]}),
+        ("POST", f"/api/v1/runs/{some_id}/cancel", {"force": True}, None,
+         {"force": ["unknown field; accepted: none"]}),
+        ("POST", f"/api/v1/runs/{some_id}/approve-all", {"limit": 5}, None,
+         {"limit": ["unknown field; accepted: none"]}),
+        ("POST", f"/api/v1/drafts/{some_id}/retry", {"model": "x"}, None,
+         {"model": ["unknown field; accepted: none"]}),
+        ("GET", "/api/v1/goals", None, {"cursor": "abc"}, {"cursor": ["unknown field; did you mean after?"]}),
+        ("GET", "/api/v1/drafts", None, {"run": some_id}, {"run": ["unknown field; did you mean run_id?"]}),
+    ]
+    for method, path, body, params, errors in cases:
+        resp = org.request(method, path, json=body, params=params)
+        assert resp.status_code == 400, (method, path, resp.text)
+        assert resp.json()["errors"] == errors, (method, path)
+    # The same bodies without the stray field go through to the domain (404 for the made-up ids).
+    assert org.post(f"/api/v1/drafts/{some_id}/reject", json={"note": "wrong tone"}).status_code == 404
+    assert org.post(f"/api/v1/runs/{some_id}/cancel").status_code == 404
+    assert [g["is_starter"] for g in org.get("/api/v1/goals").json()["items"]] == [True]
+
+
+def test_every_campaigns_list_answers_items_and_next_cursor_paged_by_after(api, stack):
+    org = signup(api)
+    campaign = starter(org)
+    set_up_email(org, stack)
+    assert org.post("/api/v1/goals", json={"name": "Second goal"}).status_code == 201
+    assert org.post("/api/v1/templates", json={"name": "Second", "subject": "Hi", "body": "B"}).status_code == 201
+    assert org.post("/api/v1/campaigns", json={"name": "Second", "channel": "sms"}).status_code == 201
+    runs = [org.post(f"/api/v1/campaigns/{campaign['id']}/runs", json={"type": "test"}).json()["id"]
+            for _ in range(2)]
+    wait_for(lambda: len(drafts_of(org, runs[0])) == len(drafts_of(org, runs[1])) == 1, what="drafts")
+    for path in ("goals", "templates", "agents", "campaigns", "runs", "drafts"):
+        first = org.get(f"/api/v1/{path}", params={"limit": 1})
+        assert first.status_code == 200, (path, first.text)
+        assert set(first.json()) == {"items", "next_cursor"}, path
+        assert len(first.json()["items"]) == 1 and first.json()["next_cursor"], path
+        second = org.get(f"/api/v1/{path}", params={"limit": 1, "after": first.json()["next_cursor"]}).json()
+        assert set(second) == {"items", "next_cursor"}, path
+        assert second["items"][0]["id"] != first.json()["items"][0]["id"], path
+        rest = org.get(f"/api/v1/{path}", params={"limit": 500}).json()
+        assert rest["next_cursor"] is None and len(rest["items"]) == 2, path

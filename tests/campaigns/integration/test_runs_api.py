@@ -305,3 +305,50 @@ def test_another_organizations_runs_and_drafts_are_not_found(api, stack):
     assert other.get("/api/v1/drafts", params={"run_id": run["id"]}).json()["items"] == []
     assert other.get("/api/v1/runs").json()["items"] == []
     assert org.get(f"/api/v1/drafts/{draft['id']}").json()["status"] == "pending_approval"
+
+
+def test_a_campaign_runs_live_only_once_at_a_time_but_test_runs_may_overlap(api, stack):
+    import threading
+
+    import psycopg2
+    import pytest
+
+    org = signup(api)
+    campaign = starter(org)
+    set_up_email(org, stack)
+    segment_id, _ = segment_with_contacts(stack, org, unique(GALA[:1], org.org_id[:8]))
+    org.patch(f"/api/v1/campaigns/{campaign['id']}", json={"segment_id": segment_id})
+    first = start(org, campaign["id"], "live")
+    resp = org.post(f"/api/v1/campaigns/{campaign['id']}/runs", json={"type": "live"})
+    assert resp.status_code == 409, resp.text
+    body = resp.json()
+    assert (body["error"], body["active_run_id"]) == ("conflict", first["id"])
+    assert body["message"].startswith(f"this campaign already has a live run in progress ({first['id']}, ")
+    # Test runs only reach the test recipients: they may run beside the live one.
+    assert start(org, campaign["id"], "test")["run_type"] == "test"
+    assert org.get(f"/api/v1/campaigns/{campaign['id']}").json()["active_runs"][-1]["id"] == first["id"]
+
+    # Two people pressing "run live" at the same moment: exactly one run starts.
+    assert org.post(f"/api/v1/runs/{first['id']}/cancel").status_code == 200
+    answers = []
+
+    def press():
+        answers.append(org.post(f"/api/v1/campaigns/{campaign['id']}/runs", json={"type": "live"}))
+
+    threads = [threading.Thread(target=press) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status_code for r in answers) == [201, 409, 409, 409]
+    live = org.get("/api/v1/runs", params={"campaign_id": campaign["id"], "run_type": "live"}).json()
+    assert [r["status"] for r in live["items"]][1:] == ["cancelled"] and len(live["items"]) == 2
+
+    # The database itself refuses a second active live run (not only the check before insert).
+    with stack.db("campaigns") as conn, conn.cursor() as cur:
+        with pytest.raises(psycopg2.errors.UniqueViolation):
+            cur.execute("INSERT INTO runs (id, org_id, campaign_id, channel, run_type, status, version, "
+                        "instructions, snapshot) SELECT gen_random_uuid(), org_id, campaign_id, channel, "
+                        "run_type, 'queued', version, instructions, snapshot FROM runs "
+                        "WHERE campaign_id = %s AND run_type = 'live' AND status <> 'cancelled'",
+                        (campaign["id"],))

@@ -70,7 +70,7 @@ def chat_server():
         s.close()
 
 
-ENV = {"LOCAL_LLM_KEY": KEY, "AGENT_TIMEOUT": "1", "AGENT_RETRIES": "2", "AGENT_BACKOFF": "0.01"}
+ENV = {"LOCAL_LLM_KEY": KEY, "AGENT_API_KEY_ENVS": "OPENAI_API_KEY, LOCAL_LLM_KEY", "AGENT_TIMEOUT": "1", "AGENT_RETRIES": "2", "AGENT_BACKOFF": "0.01"}
 BRIEF = {"channel": "email", "organization": {"name": "Larkspur", "description": "Galas."},
          "goal": {"name": "Pilot", "description": "Offer a pilot"}, "instructions": "Be brief",
          "template": None, "contact": {"name": "Ada Byron", "email": "ada@example.org"}}

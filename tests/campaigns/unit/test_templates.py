@@ -33,3 +33,18 @@ def test_known_and_custom_placeholders_are_accepted():
     assert templates.unknown_placeholders(
         {"subject": "{{name}}", "preheader": "{{organization}}",
          "body": "{{first_name}} {{last_name}} {{email}} {{phone}} {{custom.plan}}"}) == {}
+
+
+def test_unbalanced_braces_are_reported_per_field_with_unknown_placeholders():
+    errors = templates.placeholder_errors({
+        "subject": "Hi {{first_name", "preheader": "{{first_name}} ok",
+        "body": "Dear name}} and {{frist_name}}"})
+    assert errors == {
+        "subject": ["unclosed placeholder '{{first_name': every {{ needs a matching }}"],
+        "body": ["'Dear name}}' closes a placeholder that was never opened with {{",
+                 "unknown placeholder {{frist_name}}; use one of {{first_name}}, {{last_name}}, "
+                 "{{name}}, {{email}}, {{phone}}, {{organization}} or {{custom.<key>}}"]}
+
+
+def test_well_formed_placeholders_have_no_brace_problems():
+    assert templates.unbalanced_braces("Hi {{ first_name }}, {{custom.plan}} {single} braces") == []
