@@ -65,7 +65,9 @@ def build_spec(app):
             if meta["permission"] != "public":
                 op["security"] = [{"bearer": []}]
             if meta["body"] is not None:
-                op["requestBody"] = {"required": True, "content": {
+                body = meta["body"]
+                required = any(f.required for f in getattr(body, "fields", {}).values())
+                op["requestBody"] = {"required": required, "content": {
                     "application/json": {"schema": meta["body"]}}}
             if meta["response"] is not None:
                 schema = meta["response"]
