@@ -48,8 +48,7 @@ def delete(tx, ctx, table, row_id):
             raise Conflict(f"this {KINDS[table]} is used by {used} campaign(s); change them first",
                            campaigns=used)
     if table == "campaigns":
-        if tx.one("SELECT 1 FROM runs WHERE campaign_id = %s AND status IN ('queued', 'running') "
-                  "LIMIT 1", (row_id,)):
+        if store.runs_of_campaign(tx, ctx["org_id"], row_id, active_only=True, limit=1):
             raise Conflict("this campaign has a run in progress; cancel it first")
     store.delete(tx, table, ctx["org_id"], row_id)
 
@@ -136,7 +135,7 @@ def check_campaign(tx, ctx, values, current, facts):
             errors.setdefault("template_id", []).append(
                 f"the campaign's template is for {template['channel']}; choose another or none")
     if current and "channel" in values and values["channel"] != current["channel"] \
-            and tx.one("SELECT 1 FROM runs WHERE campaign_id = %s LIMIT 1", (current["id"],)):
+            and store.runs_of_campaign(tx, ctx["org_id"], current["id"], active_only=False, limit=1):
         errors.setdefault("channel", []).append("a campaign that has run cannot change channel")
     if errors:
         raise Invalid("the campaign refers to things that do not fit", errors=errors)
@@ -150,10 +149,14 @@ def agent_views(tx, ctx, rows):
     return [dict(r, active_campaign_count=counts.get(str(r["id"]), 0)) for r in rows]
 
 
+VERSIONS_SHOWN = 20
+
+
 def campaign_view(tx, ctx, row):
+    """A campaign with its latest VERSIONS_SHOWN instruction versions (newest first) and how many
+    versions there are in all, and its runs in progress."""
     out = dict(row)
-    out["versions"] = store.versions(tx, row["id"])
-    out["active_runs"] = tx.all(
-        "SELECT id, run_type, status, created_at FROM runs WHERE campaign_id = %s "
-        "AND status IN ('queued', 'running') ORDER BY created_at DESC", (row["id"],))
+    out["versions"], out["versions_total"] = store.versions(tx, ctx["org_id"], row["id"],
+                                                            VERSIONS_SHOWN)
+    out["active_runs"] = store.runs_of_campaign(tx, ctx["org_id"], row["id"], active_only=True)
     return out

@@ -119,24 +119,23 @@ def compose(run, base_brief, contact, auto_approve):
     return out, steps
 
 
-def already_drafted(tx, run_id, recipients):
-    keys = [r["recipient_key"] for r in recipients]
-    if not keys:
-        return set()
-    return {r["recipient_key"] for r in tx.all(
-        "SELECT recipient_key FROM drafts WHERE run_id = %s AND recipient_key = ANY(%s)",
-        (run_id, keys))}
+def already_drafted(tx, run, recipients):
+    return store.drafted_keys(tx, run["org_id"], run["id"], [r["recipient_key"] for r in recipients])
 
 
-def write_page(run, organization, recipients, skip_keys=()):
+def write_page(run, organization, recipients, skip_keys=(), heartbeat=None):
     """Writer then reviewer for each recipient of a page, outside any transaction (a model
-    endpoint may take seconds per contact). Returns draft rows ready for store_page."""
+    endpoint may take seconds per contact). Returns draft rows ready for store_page.
+    `heartbeat()` is called before each recipient (the worker renews its lease there); when it
+    answers False (the run was cancelled) the page stops being written."""
     base = brief_for(run, organization)
     auto = auto_approves(run, organization)
     rows = []
     for rcpt in recipients:
         if rcpt["recipient_key"] in skip_keys:
             continue
+        if heartbeat is not None and not heartbeat():
+            break
         out, steps = compose(run, base, rcpt["contact"], auto)
         rows.append({
             "id": store.new_id(), "org_id": run["org_id"], "run_id": run["id"],
@@ -200,7 +199,8 @@ def _draft_and_run(tx, ctx, draft_id):
 
 
 def _approve(tx, ctx, run, drafts, note):
-    store.set_drafts(tx, [{"id": d["id"], "status": SENDING, "approved": True} for d in drafts])
+    store.set_drafts(tx, ctx["org_id"], [{"id": d["id"], "status": SENDING, "approved": True}
+                                         for d in drafts])
     actor = actor_of(ctx)
     store.add_history(tx, ctx["org_id"], [
         entry for d in drafts for entry in (
@@ -227,7 +227,7 @@ def approve_batch(tx, ctx, run):
 def reject(tx, ctx, draft_id, note=""):
     draft, run = _draft_and_run(tx, ctx, draft_id)
     require(draft, REJECTED, "rejected")
-    store.set_drafts(tx, [{"id": draft["id"], "status": REJECTED}])
+    store.set_drafts(tx, ctx["org_id"], [{"id": draft["id"], "status": REJECTED}])
     store.add_history(tx, ctx["org_id"], [(draft["id"], draft["status"], REJECTED, actor_of(ctx),
                                            note or "rejected")])
     emit_rejected(tx, run, [draft["id"]])
@@ -241,25 +241,50 @@ def reject_open(tx, ctx, run, note):
         batch = store.drafts_in_status(tx, ctx["org_id"], run["id"], [GENERATING, PENDING], BATCH)
         if not batch:
             return total
-        store.set_drafts(tx, [{"id": d["id"], "status": REJECTED} for d in batch])
+        store.set_drafts(tx, ctx["org_id"], [{"id": d["id"], "status": REJECTED} for d in batch])
         store.add_history(tx, ctx["org_id"], [(d["id"], d["status"], REJECTED, actor_of(ctx), note)
                                               for d in batch])
         emit_rejected(tx, run, [d["id"] for d in batch])
         total += len(batch)
 
 
-def retry(tx, ctx, draft_id, organization):
-    """A failed draft is written and reviewed again (a new attempt) and then waits or goes out."""
-    draft, run = _draft_and_run(tx, ctx, draft_id)
+def check_retry(draft, run):
+    """May this draft be written again? Conflict saying why not."""
     require(draft, GENERATING, "retried")
     if not may_retry(draft):
         raise Conflict("this draft failed while sending; messaging keeps one communication per "
                        "draft, so it cannot be sent again from here", error=draft["error"])
     if run["status"] == "cancelled":
         raise Conflict("the run was cancelled; its drafts cannot be retried", run_status="cancelled")
-    out, steps = compose(run, brief_for(run, organization), draft["contact"],
-                         auto_approves(run, organization))
-    store.set_drafts(tx, [{
+
+
+def read_for_retry(tx, ctx, draft_id):
+    """Step 1 of a retry (short transaction, no lock): the draft and its run, checked."""
+    draft = store.get_draft(tx, ctx["org_id"], draft_id)
+    if draft is None:
+        raise NotFound("draft not found", draft_id=str(draft_id))
+    run = store.get_run(tx, ctx["org_id"], draft["run_id"])
+    check_retry(draft, run)
+    return draft, run
+
+
+def rewrite(draft, run, organization):
+    """Step 2, outside any transaction (the writer and reviewer may be a slow model)."""
+    return compose(run, brief_for(run, organization), draft["contact"],
+                   auto_approves(run, organization))
+
+
+def store_retry(tx, ctx, seen, composed):
+    """Step 3: under the draft's row lock, store the new attempt only if the draft is still the
+    failed attempt that was read (another retry, or anything else, may have changed it while
+    the model was writing: 409, nothing overwritten)."""
+    draft, run = _draft_and_run(tx, ctx, seen["id"])
+    if draft["status"] != FAILED or draft["attempt"] != seen["attempt"]:
+        raise Conflict("this draft changed while it was being written again (another retry?); "
+                       "reload it", status=draft["status"], attempt=draft["attempt"])
+    check_retry(draft, run)
+    out, steps = composed
+    store.set_drafts(tx, ctx["org_id"], [{
         "id": draft["id"], "status": out["status"], "error": out["error"], "retry": True,
         "approved": out["status"] == SENDING, "subject": out["subject"],
         "preheader": out["preheader"], "body": out["body"], "verdict": out["verdict"],
@@ -267,7 +292,7 @@ def retry(tx, ctx, draft_id, organization):
     store.add_history(tx, ctx["org_id"],
                       [(draft["id"], FAILED, GENERATING, actor_of(ctx), "retry")]
                       + [(draft["id"],) + s for s in steps[1:]])
-    updated = store.get_draft(tx, ctx["org_id"], draft_id)
+    updated = store.get_draft(tx, ctx["org_id"], draft["id"])
     if updated["status"] == SENDING:
         emit_approved(tx, run, [updated])
     return updated
@@ -294,7 +319,7 @@ def record_sent(tx, org_id, results):
         history.append((draft["id"], draft["status"], to, "messaging",
                         f"communication {result.get('communication_id')}" if to == SENT else error))
         runs.add(str(draft["run_id"]))
-    store.set_drafts(tx, changes)
+    store.set_drafts(tx, org_id, changes)
     store.add_history(tx, org_id, history)
     return runs
 
@@ -312,5 +337,5 @@ def summary(draft):
 def view(tx, draft):
     out = summary(draft)
     out["contact"] = draft["contact"]
-    out["history"] = store.history(tx, draft["id"])
+    out["history"] = store.history(tx, draft["org_id"], draft["id"])
     return out

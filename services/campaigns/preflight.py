@@ -6,6 +6,7 @@ from services.common.errors import NotReady
 RUN_TYPES = ("test", "live")
 NEEDS_REVIEWER = ("email", "sms")
 NEEDS_TEMPLATE = ("email",)
+NEEDS_PHONE = ("sms", "phone")
 
 
 def gather(campaign, run_type, peers, ctx):
@@ -14,6 +15,10 @@ def gather(campaign, run_type, peers, ctx):
     if run_type == "live" and campaign.get("segment_id"):
         facts["segment_exists"] = bool(peers.segment_exists(ctx, str(campaign["segment_id"])))
     facts["readiness"] = peers.channel_readiness(ctx, campaign["channel"])
+    if run_type == "test" and campaign["channel"] in NEEDS_PHONE:
+        # A test run only reaches the organization's test recipients: one needs a phone number.
+        recipients = peers.organization(ctx).get("test_recipients") or []
+        facts["test_phone_recipients"] = sum(1 for r in recipients if r.get("phone"))
     return facts
 
 
@@ -38,6 +43,9 @@ def check(campaign, run_type, facts):
             need("segment", "a live run needs a segment (a test run does not)")
         elif facts.get("segment_exists") is False:
             need("segment", "the campaign's segment no longer exists; choose another")
+    if run_type == "test" and channel in NEEDS_PHONE and facts.get("test_phone_recipients") == 0:
+        need("test_recipients", "add a test recipient with a phone number: a test run reaches "
+             f"only the organization's test recipients, and none of them has one for {channel}")
     if campaign.get("status") != "active":
         need("active", "the campaign is inactive; activate it to run it")
     readiness = facts.get("readiness") or {}

@@ -3,9 +3,12 @@ preflight, the run worker that pages the audience and drafts each page, completi
 
 The worker is restartable: the audience cursor is stored on the run after every page (in the
 same transaction as that page's drafts and skips), and drafts are unique per run and recipient,
-so a redelivered `run_queued` resumes where the last committed page ended and duplicates nothing."""
+so a redelivered `run_queued` resumes where the last committed page ended and duplicates nothing.
+One event works one page (`run_queued` the first, `run_page` each next one), under a lease."""
 import datetime
 import logging
+import time
+import uuid
 
 from services.campaigns import drafts, preflight, store
 from services.common.errors import Conflict, DomainError, NotFound
@@ -27,6 +30,9 @@ STATUSES = tuple(TRANSITIONS)
 FINAL = (COMPLETED, FAILED, CANCELLED)
 PAGE_SIZE = 1000
 SKIPS_SHOWN = 1000
+LEASE = "5 minutes"    # a worker's claim on a page of a run, renewed while it writes
+RENEW_EVERY = 30       # seconds between renewals (well inside LEASE: one model call may be slow)
+IDLE_AFTER = "2 minutes"  # a running run nobody leased for this long lost its event: re-queue it
 
 
 class PeerUnavailable(Exception):
@@ -51,7 +57,7 @@ def move(tx, run, to, **values):
         raise Conflict(f"a {run['status']} run cannot become {to}", status=run["status"])
     if to in FINAL:
         values["finished_at"] = now()
-    return store.set_run(tx, run["id"], status=to, **values)
+    return store.set_run(tx, run["org_id"], run["id"], status=to, **values)
 
 
 # --- starting --------------------------------------------------------------------------------
@@ -151,60 +157,119 @@ def test_audience(organization, channel):
 
 # --- the worker ------------------------------------------------------------------------------
 
-def work(db, peers, org_id, run_id, page_size=PAGE_SIZE):
-    """Run one run to the end of its audience. `db.transaction()` gives transactions; `peers`
-    answers get_organization and resolve_segment. Returns the run's final row state."""
+class LeaseLost(Exception):
+    """Our lease on the run expired and another worker took it: drop the page, write nothing."""
+
+
+class Lease:
+    """This worker's claim on one page of a run: renewed while the page is being written (a slow
+    model may take minutes), so the stalled-run sweep never re-queues a run still being worked."""
+
+    def __init__(self, db, org_id, run_id):
+        self.db, self.org_id, self.run_id = db, org_id, run_id
+        self.token = str(uuid.uuid4())
+        self.renewed = time.monotonic()
+
+    def claim(self, cursor=None, check_cursor=False):
+        with self.db.transaction() as tx:
+            run = store.claim_run(tx, self.org_id, self.run_id, self.token, LEASE, cursor,
+                                  check_cursor)
+            if run is not None and run["status"] == QUEUED:
+                run = move(tx, run, RUNNING, started_at=now())
+        self.renewed = time.monotonic()
+        return run
+
+    def renew(self, force=False):
+        """Extend the lease every RENEW_EVERY seconds; LeaseLost when it is no longer ours, and
+        the run's status (a cancelled run stops writing at once)."""
+        if not force and time.monotonic() - self.renewed < RENEW_EVERY:
+            return RUNNING
+        with self.db.transaction() as tx:
+            status = store.renew_lease(tx, self.org_id, self.run_id, self.token, LEASE)
+        if status is None:
+            raise LeaseLost(f"run {self.run_id}: lease taken over")
+        self.renewed = time.monotonic()
+        return status
+
+    def release(self):
+        with self.db.transaction() as tx:
+            store.release_lease(tx, self.org_id, self.run_id, self.token)
+
+
+def page_event(run, cursor):
+    return {"org_id": str(run["org_id"]), "run_id": str(run["id"]),
+            "campaign_id": str(run["campaign_id"]), "channel": run["channel"],
+            "run_type": run["run_type"], "cursor": cursor}
+
+
+def work_page(db, peers, org_id, run_id, cursor=None, from_event_cursor=False,
+              page_size=PAGE_SIZE):
+    """Work ONE page of a run's audience, then hand the next page to a `run_page` event emitted in
+    the page's own transaction, so a long run never holds a worker for its whole audience.
+
+    `run_queued` (a new run, or one the sweep re-queued) works the page at the run's stored
+    cursor; `run_page` (`from_event_cursor`) only the page at its cursor: when the run has moved
+    past it (a redelivery, a second worker) the event changes nothing. A page is claimed with a
+    lease (one worker per run at a time); its drafts, skips, the new cursor and the next event
+    commit together, only if the run still stands where the page began. Returns the run."""
     ctx = system_ctx(org_id)
-    with db.transaction() as tx:
-        run = store.get_run(tx, org_id, run_id, lock=True)
-        if run is None or run["status"] not in (QUEUED, RUNNING):
-            return run
-        if run["status"] == QUEUED:
-            run = move(tx, run, RUNNING, started_at=now())
-    try:
-        organization = peers.get_organization(ctx)  # once per run, not per contact
-        while True:
-            # Read where the run stands, then page and write with no transaction open (contacts
-            # and a model endpoint may be slow), then store the page in one short transaction.
-            with db.transaction() as tx:
-                run = store.get_run(tx, org_id, run_id)
-                if run["status"] != RUNNING or run["audience_exhausted"]:
-                    break
-            if run["run_type"] == "test":
-                recipients, skips = test_audience(organization, run["channel"])
-                cursor = None
-            else:
-                answer = peers.resolve_segment(ctx, {
-                    "segment_id": str(run["segment_id"]), "channel": run["channel"],
-                    "after": run["cursor"], "limit": page_size})
-                recipients, skips = split_page(answer.get("contacts") or [], run["channel"])
-                cursor = answer.get("next_cursor")
-                if cursor is not None and cursor == run["cursor"]:
-                    cursor = None  # a cursor that does not move would loop forever
-            with db.transaction() as tx:
-                done = drafts.already_drafted(tx, run["id"], recipients)
-            rows = drafts.write_page(run, organization, recipients, done)
-            with db.transaction() as tx:
-                # The row lock serializes two workers given the same run (a redelivery while the
-                # first is alive); whoever finds the cursor moved drops its page and reads again.
-                current = store.get_run(tx, org_id, run_id, lock=True)
-                if current["status"] != RUNNING or current["cursor"] != run["cursor"] \
-                        or current["audience_exhausted"]:
-                    continue
-                skipped = store.insert_skips(tx, org_id, run["id"], skips)
-                drafted = drafts.store_page(tx, run, rows)
-                store.set_run(tx, run["id"], cursor=cursor or run["cursor"],
-                              audience_exhausted=cursor is None)
-                tx.emit("run_progress", {
-                    "org_id": str(org_id), "run_id": str(run["id"]),
-                    "campaign_id": str(run["campaign_id"]), "channel": run["channel"],
-                    "is_test": run["run_type"] == "test",
-                    "targeted": skipped + drafted, "skipped": skipped, "drafted": drafted})
+    lease = Lease(db, org_id, run_id)
+    run = lease.claim(cursor, check_cursor=from_event_cursor)
+    if run is None:  # final, cancelled, leased by a live worker, or already past this cursor
         with db.transaction() as tx:
-            return finish_if_done(tx, org_id, run_id)
+            run = store.get_run(tx, org_id, run_id)
+            if run and run["status"] == RUNNING and run["audience_exhausted"]:
+                run = finish_if_done(tx, org_id, run_id)
+        return run
+    try:
+        organization = peers.get_organization(ctx)
+        if run["run_type"] == "test":
+            recipients, skips = test_audience(organization, run["channel"])
+            next_cursor = None
+        else:
+            answer = peers.resolve_segment(ctx, {
+                "segment_id": str(run["segment_id"]), "channel": run["channel"],
+                "after": run["cursor"], "limit": page_size})
+            recipients, skips = split_page(answer.get("contacts") or [], run["channel"])
+            next_cursor = answer.get("next_cursor")
+            if next_cursor is not None and next_cursor == run["cursor"]:
+                next_cursor = None  # a cursor that does not move would loop forever
+        lease.renew(force=True)
+        with db.transaction() as tx:
+            done = drafts.already_drafted(tx, run, recipients)
+        rows = drafts.write_page(run, organization, recipients, done,
+                                 heartbeat=lambda: lease.renew() == RUNNING)
+        with db.transaction() as tx:
+            # The row lock serializes whoever else got this run; a page whose run moved on
+            # (cursor changed, cancelled, lease taken over) is dropped, nothing is written.
+            current = store.get_run(tx, org_id, run_id, lock=True)
+            if current["status"] != RUNNING or current["cursor"] != run["cursor"] \
+                    or current["audience_exhausted"] or str(current["lease_token"]) != lease.token:
+                log.info("run %s: page at %s dropped (run %s, moved on or lease lost)", run_id,
+                         run["cursor"], current["status"])
+                store.release_lease(tx, org_id, run_id, lease.token)
+                return current
+            skipped = store.insert_skips(tx, org_id, run["id"], skips)
+            drafted = drafts.store_page(tx, run, rows)
+            exhausted = next_cursor is None
+            current = store.set_run(tx, org_id, run_id, cursor=next_cursor or run["cursor"],
+                                    audience_exhausted=exhausted, lease_until=None,
+                                    lease_token=None)
+            tx.emit("run_progress", {
+                "org_id": str(org_id), "run_id": str(run["id"]),
+                "campaign_id": str(run["campaign_id"]), "channel": run["channel"],
+                "is_test": run["run_type"] == "test",
+                "targeted": skipped + drafted, "skipped": skipped, "drafted": drafted})
+            if exhausted:
+                return finish_if_done(tx, org_id, run_id)
+            tx.emit("run_page", page_event(run, next_cursor))
+            return current
+    except LeaseLost as err:
+        log.warning("%s; this worker's page is dropped", err)
+        return None
     except PeerUnavailable as err:
-        log.warning("run %s paused: %s; it resumes when the stalled-run sweep re-queues it",
-                    run_id, err)
+        log.warning("run %s paused: %s; the stalled-run sweep re-queues it", run_id, err)
+        lease.release()
         return None
     except DomainError as err:
         return fail(db, org_id, run_id, err.message or type(err).__name__)
@@ -213,27 +278,55 @@ def work(db, peers, org_id, run_id, page_size=PAGE_SIZE):
         return fail(db, org_id, run_id, "internal error while drafting; see the campaigns log")
 
 
+def work(db, peers, org_id, run_id, page_size=PAGE_SIZE):
+    """Every page of a run in this process, one after another (scripts and tests; the service
+    works one page per event)."""
+    run = work_page(db, peers, org_id, run_id, page_size=page_size)
+    while run is not None and run["status"] == RUNNING and not run["audience_exhausted"]:
+        run = work_page(db, peers, org_id, run_id, run["cursor"], True, page_size)
+    return run
+
+
+def requeue_expired(tx, idle=IDLE_AFTER):
+    """The stalled-run sweep: re-queue runs nobody works (their lease expired, or none was taken
+    for `idle`). Clearing the lease and touching updated_at keeps another replica's sweep from
+    queueing the same run again. Returns the run ids re-queued."""
+    requeued = []
+    for run in store.expired_runs(tx, idle):
+        store.set_run(tx, run["org_id"], run["id"], lease_until=None, lease_token=None)
+        tx.emit("run_queued", {"org_id": str(run["org_id"]), "run_id": str(run["id"]),
+                               "campaign_id": str(run["campaign_id"]),
+                               "channel": run["channel"], "run_type": run["run_type"]})
+        requeued.append(str(run["id"]))
+    return requeued
+
+
 def fail(db, org_id, run_id, error):
     with db.transaction() as tx:
         run = store.get_run(tx, org_id, run_id, lock=True)
         if run and may(run["status"], FAILED):
-            run = move(tx, run, FAILED, error=error)
+            run = move(tx, run, FAILED, error=error, lease_until=None, lease_token=None)
         return run
 
 
 def completed_payload(tx, run):
-    counts = public_counts(store.run_counts(tx, run["id"]))
+    counts = public_counts(store.run_counts(tx, run["org_id"], run["id"]))
     return {"org_id": str(run["org_id"]), "run_id": str(run["id"]),
             "campaign_id": str(run["campaign_id"]), "channel": run["channel"],
             "is_test": run["run_type"] == "test", "status": run["status"], "counts": counts}
 
 
 def finish_if_done(tx, org_id, run_id):
-    """A running run whose audience is exhausted and whose every draft is final completes."""
-    run = store.get_run(tx, org_id, run_id, lock=True)
+    """A running run whose audience is exhausted and whose every draft is final completes.
+    Cheap on every communications_sent: an unlocked look first (most runs are still paging or
+    waiting), then under the run's lock (so two last results committing at once cannot both miss
+    the end) an EXISTS over drafts_run_status, never a count of the run's drafts; the counts are
+    computed once, for run_completed."""
+    run = store.get_run(tx, org_id, run_id)
     if run is None or run["status"] != RUNNING or not run["audience_exhausted"]:
         return run
-    if store.run_counts(tx, run_id)["open"]:
+    run = store.get_run(tx, org_id, run_id, lock=True)
+    if run["status"] != RUNNING or store.has_open_drafts(tx, org_id, run_id):
         return run
     run = move(tx, run, COMPLETED)
     tx.emit("run_completed", completed_payload(tx, run))
@@ -261,10 +354,11 @@ def public_counts(counts):
 
 def detail(tx, run):
     out = dict(run)
-    out.pop("cursor", None)
-    out["counts"] = public_counts(store.run_counts(tx, run["id"]))
-    out["skips"] = store.run_skips(tx, run["id"], SKIPS_SHOWN)
-    out["skips_by_reason"] = store.skips_by_reason(tx, run["id"])
+    for internal in ("cursor", "lease_until", "lease_token"):
+        out.pop(internal, None)
+    out["counts"] = public_counts(store.run_counts(tx, run["org_id"], run["id"]))
+    out["skips"] = store.run_skips(tx, run["org_id"], run["id"], SKIPS_SHOWN)
+    out["skips_by_reason"] = store.skips_by_reason(tx, run["org_id"], run["id"])
     return out
 
 
@@ -276,8 +370,7 @@ def record_reply(tx, org_id, payload):
     if run is None:
         return None
     thread = payload.get("thread_id") or payload.get("communication_id")
-    store.add_reply(tx, run["id"], str(thread), payload.get("contact_id"))
+    store.add_reply(tx, org_id, run["id"], str(thread), payload.get("contact_id"))
     if payload.get("contact_id"):
-        tx.execute("UPDATE drafts SET replied_at = COALESCE(replied_at, now()) "
-                   "WHERE run_id = %s AND contact_id = %s", (run["id"], payload["contact_id"]))
+        store.set_replied(tx, org_id, run["id"], payload["contact_id"])
     return run

@@ -185,6 +185,11 @@ class RunQueued(Event):
     run_id = Id(required=True)
 
 
+class RunPage(Event):
+    run_id = Id(required=True)
+    cursor = fields.String(load_default=None, allow_none=True)
+
+
 class SendResult(Schema):
     class Meta:
         unknown = EXCLUDE
@@ -258,7 +263,8 @@ class CampaignOut(Schema):
     status = fields.String()
     version = fields.Integer()
     is_starter = fields.Boolean()
-    versions = fields.List(fields.Nested(VersionOut))
+    versions = fields.List(fields.Nested(VersionOut))  # the latest 20, newest first
+    versions_total = fields.Integer()
     active_runs = fields.List(fields.Dict())
     created_at = fields.String()
     updated_at = fields.String()

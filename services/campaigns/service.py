@@ -23,7 +23,6 @@ SCHEMAS = {"goals": schemas.GoalSchema, "templates": schemas.TemplateSchema,
            "agents": schemas.AgentSchema, "campaigns": schemas.CampaignSchema}
 QUERIES = {"goals": schemas.PageQuery, "templates": schemas.TemplateQuery,
            "agents": schemas.AgentQuery, "campaigns": schemas.CampaignQuery}
-STALLED_AFTER = "10 minutes"
 
 
 def ident(value, kind):
@@ -50,6 +49,9 @@ class Peers:
 
     def get_organization(self, ctx):
         return self._worker_call(self.identity, "get_organization", ctx)
+
+    def organization(self, ctx):  # for RPCs: an identity outage is the caller's error
+        return call(self.identity, "get_organization", ctx)
 
     def resolve_segment(self, ctx, query):
         return self._worker_call(self.contacts, "resolve_segment", ctx, query, timeout=120)
@@ -269,27 +271,33 @@ class CampaignsService(base.ServiceBase):
 
     @event_handler("campaigns", "run_queued")
     def run_worker(self, payload):
-        # Idempotency comes from the run itself (status, stored cursor, drafts unique per
-        # recipient), not from processed_events: a redelivery after a crash must resume the run.
+        """The first page of a new run (or the page a re-queued run stands at). One event works
+        one page and emits `run_page` for the next, so a long run never holds a worker (they
+        are shared with RPCs) for its whole audience. Idempotency comes from the run itself
+        (lease, stored cursor, drafts unique per recipient), not from processed_events: a
+        redelivery after a crash must resume the run."""
         event = load(schemas.RunQueued(), payload)
-        runs.work(self.db, self.peers, event["org_id"], event["run_id"])
+        runs.work_page(self.db, self.peers, event["org_id"], event["run_id"])
+
+    @event_handler("campaigns", "run_page")
+    def run_page(self, payload):
+        """The page of a run at the event's cursor; nothing when the run already moved past it
+        (a redelivered or duplicate event) or was cancelled."""
+        event = load(schemas.RunPage(), payload)
+        runs.work_page(self.db, self.peers, event["org_id"], event["run_id"], event["cursor"],
+                       from_event_cursor=True)
 
     @timer(interval=60)
     def resume_stalled_runs(self):
-        """Re-queue runs whose worker died mid-audience (no progress for a while); SKIP LOCKED
-        leaves runs a live worker holds alone, and every replica may run this at once. Runs that
-        only wait for approvals or sends are not stalled."""
+        """Re-queue runs nobody works: their worker's lease expired (it died mid-page) or no
+        worker took them for a while (a lost event, a peer that was down). A run whose lease is
+        live is never touched, however slow its page; SKIP LOCKED and clearing the lease keep
+        replicas sweeping at once from queueing one run twice. Runs that only wait for
+        approvals or sends are not stalled."""
         with self.db.transaction() as tx:
-            stalled = tx.all(
-                "SELECT id, org_id, campaign_id, channel, run_type FROM runs "
-                "WHERE status IN ('queued', 'running') AND NOT audience_exhausted "
-                "AND updated_at < now() - %s::interval "
-                "ORDER BY updated_at LIMIT 20 FOR UPDATE SKIP LOCKED", (STALLED_AFTER,))
-            for run in stalled:
-                store.set_run(tx, run["id"])
-                tx.emit("run_queued", {"org_id": str(run["org_id"]), "run_id": str(run["id"]),
-                                       "campaign_id": str(run["campaign_id"]),
-                                       "channel": run["channel"], "run_type": run["run_type"]})
+            requeued = runs.requeue_expired(tx)
+        if requeued:
+            log.warning("re-queued %d stalled run(s): %s", len(requeued), ", ".join(requeued))
 
     # --- drafts -----------------------------------------------------------------------------
 
@@ -351,13 +359,15 @@ class CampaignsService(base.ServiceBase):
     def retry_draft(self, ctx, draft_id):
         ctx = context(ctx)
         draft_id = ident(draft_id, "draft")
+        # Read, write again with no transaction open (the writer and reviewer may be a slow
+        # model), then store under the row lock only if the draft is still the attempt read.
         with self.db.transaction() as tx:
-            if store.get_draft(tx, ctx["org_id"], draft_id) is None:
-                raise NotFound("draft not found", id=str(draft_id))
+            draft, run = drafts.read_for_retry(tx, ctx, draft_id)
         organization = call(self.identity_rpc, "get_organization", ctx)
+        composed = drafts.rewrite(draft, run, organization)
         with self.db.transaction() as tx:
-            draft = drafts.retry(tx, ctx, draft_id, organization)
-            return plain(drafts.view(tx, draft))
+            updated = drafts.store_retry(tx, ctx, draft, composed)
+            return plain(drafts.view(tx, updated))
 
     # --- other services' events -------------------------------------------------------------
 

@@ -117,9 +117,26 @@ def add_version(tx, campaign_id, version, instructions, user_id):
                (campaign_id, version, instructions, user_id))
 
 
-def versions(tx, campaign_id):
-    return tx.all("SELECT version, instructions, created_by, created_at FROM campaign_versions "
-                  "WHERE campaign_id = %s ORDER BY version DESC", (campaign_id,))
+def versions(tx, org_id, campaign_id, limit):
+    """The latest `limit` instruction versions of a campaign and how many there are in all
+    (campaign_versions has no org_id of its own: scoped through the campaign)."""
+    rows = tx.all("SELECT v.version, v.instructions, v.created_by, v.created_at, "
+                  " count(*) OVER () AS total "
+                  "FROM campaign_versions v JOIN campaigns c ON c.id = v.campaign_id "
+                  "WHERE c.org_id = %s AND v.campaign_id = %s ORDER BY v.version DESC LIMIT %s",
+                  (org_id, campaign_id, limit))
+    total = rows[0].pop("total") if rows else 0
+    for r in rows[1:]:
+        r.pop("total")
+    return rows, total
+
+
+def runs_of_campaign(tx, org_id, campaign_id, active_only=True, limit=None):
+    return tx.all("SELECT id, run_type, status, created_at FROM runs WHERE org_id = %s "
+                  "AND campaign_id = %s"
+                  + (" AND status IN ('queued', 'running')" if active_only else "")
+                  + " ORDER BY created_at DESC" + (" LIMIT %s" if limit else ""),
+                  (org_id, campaign_id) + ((limit,) if limit else ()))
 
 
 def starter(tx, org_id, table):
@@ -160,17 +177,60 @@ def get_run(tx, org_id, run_id, lock=False):
     return get(tx, "runs", org_id, run_id, lock=lock)
 
 
-def set_run(tx, run_id, **values):
+def set_run(tx, org_id, run_id, **values):
     sets = "".join(f"{c} = %s, " for c in values)
-    return tx.one(f"UPDATE runs SET {sets}updated_at = now() WHERE id = %s RETURNING *",
-                  list(values.values()) + [run_id])
+    return tx.one(f"UPDATE runs SET {sets}updated_at = now() WHERE org_id = %s AND id = %s "
+                  "RETURNING *", list(values.values()) + [org_id, run_id])
+
+
+# --- run leases (one worker on one page of a run at a time) ------------------------------------
+
+def claim_run(tx, org_id, run_id, token, lease, cursor=None, check_cursor=False):
+    """Take the run's lease when nobody holds a live one, the run is still paging its audience
+    and (for a run_page event) the run still stands at that event's cursor. The run, or None."""
+    return tx.one(
+        "UPDATE runs SET lease_until = now() + %s::interval, lease_token = %s "
+        "WHERE org_id = %s AND id = %s AND status IN ('queued', 'running') "
+        "AND NOT audience_exhausted AND (lease_until IS NULL OR lease_until < now())"
+        + (" AND cursor IS NOT DISTINCT FROM %s" if check_cursor else "") + " RETURNING *",
+        (lease, token, org_id, run_id) + ((cursor,) if check_cursor else ()))
+
+
+def renew_lease(tx, org_id, run_id, token, lease):
+    """Extend our lease; the run's status, or None when the lease is no longer ours."""
+    row = tx.one("UPDATE runs SET lease_until = now() + %s::interval WHERE org_id = %s AND id = %s "
+                 "AND lease_token = %s RETURNING status", (lease, org_id, run_id, token))
+    return row["status"] if row else None
+
+
+def release_lease(tx, org_id, run_id, token):
+    tx.execute("UPDATE runs SET lease_until = NULL, lease_token = NULL "
+               "WHERE org_id = %s AND id = %s AND lease_token = %s", (org_id, run_id, token))
+
+
+def expired_runs(tx, idle, limit=20):
+    """Runs still paging their audience that nobody works: the lease expired, or no lease was
+    taken for `idle` (the event that should have claimed it was lost). Every organization (the
+    sweep is the system's); SKIP LOCKED so replicas sweeping at once never take the same run."""
+    return tx.all(
+        "SELECT id, org_id, campaign_id, channel, run_type FROM runs "
+        "WHERE status IN ('queued', 'running') AND NOT audience_exhausted "
+        "AND (lease_until < now() OR (lease_until IS NULL AND updated_at < now() - %s::interval)) "
+        "ORDER BY updated_at LIMIT %s FOR UPDATE SKIP LOCKED", (idle, limit))
 
 
 def list_runs(tx, org_id, filters, after, limit):
     return list_rows(tx, "runs", org_id, filters, after, limit)
 
 
-def run_counts(tx, run_id):
+def has_open_drafts(tx, org_id, run_id):
+    # Index probes on drafts_run_status, one per open status: no count over the run's drafts.
+    return tx.one("SELECT EXISTS (SELECT 1 FROM drafts WHERE run_id = %s AND org_id = %s AND "
+                  "status IN ('generating', 'pending_approval', 'approved', 'sending')) AS open",
+                  (run_id, org_id))["open"]
+
+
+def run_counts(tx, org_id, run_id):
     # One pass over the run's drafts (drafts_run_status index) plus two small counts.
     row = tx.one(
         "SELECT count(*) AS drafted,"
@@ -182,22 +242,24 @@ def run_counts(tx, run_id):
         " count(*) FILTER (WHERE verdict = 'flag') AS flagged,"
         " count(*) FILTER (WHERE status IN ('generating', 'pending_approval', 'approved', 'sending'))"
         "   AS open,"
-        " (SELECT count(*) FROM run_skips WHERE run_id = %s) AS skipped,"
-        " (SELECT count(*) FROM run_replies WHERE run_id = %s) AS replied"
-        " FROM drafts WHERE run_id = %s", (run_id, run_id, run_id))
+        " (SELECT count(*) FROM run_skips WHERE run_id = %s AND org_id = %s) AS skipped,"
+        " (SELECT count(*) FROM run_replies WHERE run_id = %s AND org_id = %s) AS replied"
+        " FROM drafts WHERE run_id = %s AND org_id = %s",
+        (run_id, org_id, run_id, org_id, run_id, org_id))
     counts = dict(row)
     counts["targeted"] = counts["drafted"] + counts["skipped"]
     return counts
 
 
-def run_skips(tx, run_id, limit=1000):
+def run_skips(tx, org_id, run_id, limit=1000):
     return tx.all("SELECT contact_id, recipient_key, reason FROM run_skips WHERE run_id = %s "
-                  "ORDER BY created_at, recipient_key LIMIT %s", (run_id, limit))
+                  "AND org_id = %s ORDER BY created_at, recipient_key LIMIT %s",
+                  (run_id, org_id, limit))
 
 
-def skips_by_reason(tx, run_id):
-    rows = tx.all("SELECT reason, count(*) AS n FROM run_skips WHERE run_id = %s GROUP BY reason",
-                  (run_id,))
+def skips_by_reason(tx, org_id, run_id):
+    rows = tx.all("SELECT reason, count(*) AS n FROM run_skips WHERE run_id = %s AND org_id = %s "
+                  "GROUP BY reason", (run_id, org_id))
     return {r["reason"]: r["n"] for r in rows}
 
 
@@ -210,9 +272,10 @@ def insert_skips(tx, org_id, run_id, skips):
         [(run_id, s["recipient_key"], org_id, s.get("contact_id"), s["reason"]) for s in skips])
 
 
-def add_reply(tx, run_id, thread_id, contact_id):
-    return tx.one("INSERT INTO run_replies (run_id, thread_id, contact_id) VALUES (%s, %s, %s) "
-                  "ON CONFLICT DO NOTHING RETURNING run_id", (run_id, thread_id, contact_id))
+def add_reply(tx, org_id, run_id, thread_id, contact_id):
+    return tx.one("INSERT INTO run_replies (run_id, thread_id, contact_id, org_id) "
+                  "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING run_id",
+                  (run_id, thread_id, contact_id, org_id))
 
 
 # --- drafts ----------------------------------------------------------------------------------
@@ -241,9 +304,9 @@ def add_history(tx, org_id, entries):
                   "VALUES %s", [(e[0], org_id) + tuple(e[1:]) for e in entries])
 
 
-def history(tx, draft_id):
+def history(tx, org_id, draft_id):
     return tx.all("SELECT from_status, to_status, actor, note, at FROM draft_history "
-                  "WHERE draft_id = %s ORDER BY id", (draft_id,))
+                  "WHERE draft_id = %s AND org_id = %s ORDER BY id", (draft_id, org_id))
 
 
 def get_draft(tx, org_id, draft_id, lock=False):
@@ -259,6 +322,19 @@ def drafts_by_ids(tx, org_id, draft_ids, lock=True):
                   + (" FOR UPDATE" if lock else ""), (org_id, list(draft_ids)))
 
 
+def drafted_keys(tx, org_id, run_id, keys):
+    if not keys:
+        return set()
+    return {r["recipient_key"] for r in tx.all(
+        "SELECT recipient_key FROM drafts WHERE run_id = %s AND org_id = %s "
+        "AND recipient_key = ANY(%s)", (run_id, org_id, list(keys)))}
+
+
+def set_replied(tx, org_id, run_id, contact_id):
+    tx.execute("UPDATE drafts SET replied_at = COALESCE(replied_at, now()) "
+               "WHERE run_id = %s AND org_id = %s AND contact_id = %s", (run_id, org_id, contact_id))
+
+
 def drafts_in_status(tx, org_id, run_id, statuses, limit):
     # SKIP LOCKED: two people approving the same run at once split the work instead of waiting.
     return tx.all("SELECT * FROM drafts WHERE org_id = %s AND run_id = %s AND status = ANY(%s) "
@@ -266,12 +342,12 @@ def drafts_in_status(tx, org_id, run_id, statuses, limit):
                   (org_id, run_id, list(statuses), limit))
 
 
-def set_drafts(tx, changes):
+def set_drafts(tx, org_id, changes):
     """changes: [{id, status, error, communication_id, approved, attempt, content...}] applied in one
-    statement (execute_values over an UPDATE ... FROM VALUES)."""
+    statement (execute_values over an UPDATE ... FROM VALUES) to the organization's drafts only."""
     if not changes:
         return 0
-    rows = [(c["id"], c["status"], c.get("error"), c.get("communication_id"),
+    rows = [(c["id"], str(org_id), c["status"], c.get("error"), c.get("communication_id"),
              bool(c.get("approved")), c.get("subject"), c.get("preheader"), c.get("body"),
              c.get("verdict"), json.dumps(c["review_reasons"]) if "review_reasons" in c else None,
              bool(c.get("retry"))) for c in changes]
@@ -285,6 +361,7 @@ def set_drafts(tx, changes):
         " review_reasons = COALESCE(v.review_reasons::jsonb, d.review_reasons),"
         " attempt = d.attempt + CASE WHEN v.retry THEN 1 ELSE 0 END,"
         " updated_at = now()"
-        " FROM (VALUES %s) AS v(id, status, error, communication_id, approved, subject, preheader,"
-        "   body, verdict, review_reasons, retry) WHERE d.id = v.id::uuid",
-        rows, template="(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
+        " FROM (VALUES %s) AS v(id, org_id, status, error, communication_id, approved, subject,"
+        "   preheader, body, verdict, review_reasons, retry)"
+        " WHERE d.id = v.id::uuid AND d.org_id = v.org_id::uuid",
+        rows, template="(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")

@@ -38,6 +38,17 @@ def test_a_run_of_1201_contacts_pages_the_audience_and_approves_in_batches(api, 
         run_detail(org, run["id"])), timeout=120, what="every contact drafted")
     assert drafted["counts"]["targeted"] == AUDIENCE and drafted["counts"]["skipped"] == 0
     assert drafted["counts"]["pending_approval"] == AUDIENCE
+    # One event per page: run_queued worked the first 1,000, one run_page (carrying the cursor)
+    # the rest, so no worker was held for the whole audience.
+    conn = stack.db("campaigns")
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT event_type, payload->>'cursor' FROM outbox "
+                    "WHERE payload->>'run_id' = %s AND event_type IN ('run_page', 'run_progress') "
+                    "ORDER BY id", (run["id"],))
+        events = cur.fetchall()
+    conn.close()
+    assert [e[0] for e in events] == ["run_progress", "run_page", "run_progress"]
+    assert events[1][1]  # the cursor after the first page
 
     first = org.get("/api/v1/drafts", params={"run_id": run["id"], "limit": 500}).json()
     second = org.get("/api/v1/drafts", params={"run_id": run["id"], "limit": 500,

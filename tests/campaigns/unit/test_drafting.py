@@ -63,3 +63,17 @@ def test_a_writer_that_cannot_reach_its_model_fails_the_draft_with_the_reason(mo
     assert out["error"] == ("writer failed: model provider failed after 1 attempt: "
                             "could not reach 127.0.0.1:9 (ConnectionError)")
     assert [(s[0], s[1]) for s in steps] == [(None, "generating"), ("generating", "failed")]
+
+
+def test_a_page_stops_being_written_once_the_run_is_cancelled():
+    recipients = [{"recipient_key": str(i), "contact_id": str(i), "to_address": f"g{i}@example.org",
+                   "to_name": f"Guest {i}", "contact": {"name": f"Guest {i}"}} for i in range(5)]
+    beats = []
+
+    def heartbeat():  # the worker renews its lease here; the third answer says "cancelled"
+        beats.append(1)
+        return len(beats) < 3
+
+    rows = drafts.write_page(run(), ORG, recipients, heartbeat=heartbeat)
+    assert [r["recipient_key"] for r in rows] == ["0", "1"]
+    assert len(drafts.write_page(run(), ORG, recipients, skip_keys={"1"})) == 4
