@@ -93,6 +93,19 @@ class TeammateOut(Schema):
     created_at = fields.String()
 
 
+class TeammateAddedOut(TeammateOut):
+    existing_account = fields.Boolean(metadata={"description": "the email already had an account, "
+                                                "which joined this organization as it is"})
+    password_set = fields.Boolean(metadata={"description": "the password given became the account's "
+                                            "(false for an existing account: its password was not changed)"})
+    notice = fields.String(metadata={"description": "present for an existing account"})
+
+
+class RevokeClientQuery(Schema):
+    everywhere = fields.Boolean(load_default=False, metadata={
+        "description": "revoke for every organization of the client (needs owner/admin in each)"})
+
+
 # --- sign-up and sign-in (public) --------------------------------------------------------------
 
 @bp.post(f"{V1}/signup")
@@ -198,7 +211,7 @@ def mfa_enrol():
 @endpoint("signed_in", org_scoped=False, body=s.MfaCode(), tags=["me"])
 def mfa_confirm(body):
     """Confirm enrolment with a code; answers the recovery codes, shown once."""
-    result = rpc.identity.mfa_confirm(g.token, body)
+    result = rpc.identity.mfa_confirm(g.token, body, meta())
     auth.forget(user_id=g.user["user_id"])
     return result
 
@@ -207,7 +220,7 @@ def mfa_confirm(body):
 @endpoint("signed_in", org_scoped=False, body=s.MfaCode(), tags=["me"])
 def mfa_disable(body):
     """Turn two-factor sign-in off (needs a code; refused when an organization requires it)."""
-    result = rpc.identity.mfa_disable(g.token, body)
+    result = rpc.identity.mfa_disable(g.token, body, meta())
     auth.forget(user_id=g.user["user_id"])
     return result
 
@@ -245,6 +258,14 @@ def get_organization():
 @endpoint("manage", body=s.OrganizationPatch(), response=OrganizationOut(), tags=["organization"])
 def update_organization(body):
     """Change organization settings (owner/admin)."""
+    if body.get("default_response_campaign_id") is not None:
+        # identity never calls campaigns (campaigns calls identity), so the gateway checks that
+        # the campaign is one of this organization's before identity stores the reference.
+        try:
+            rpc.campaigns.get_campaign(g.ctx, str(body["default_response_campaign_id"]))
+        except e.NotFound:
+            raise e.Invalid("invalid organization settings",
+                            errors={"default_response_campaign_id": ["no such campaign"]})
     result = rpc.identity.update_organization(g.ctx, _json_safe(body))
     auth.forget(org_id=g.ctx["org_id"])
     return result
@@ -267,9 +288,10 @@ def list_team():
 
 
 @bp.post(f"{V1}/team")
-@endpoint("manage", body=s.TeammateIn(), response=TeammateOut(), status=201, tags=["team"])
+@endpoint("manage", body=s.TeammateIn(), response=TeammateAddedOut(), status=201, tags=["team"])
 def add_teammate(body):
-    """Add a teammate (email, password, name, role)."""
+    """Add a teammate (email, password, name, role); an email that already has an account joins
+    as it is (`existing_account: true`, its password not changed)."""
     return rpc.identity.add_teammate(g.ctx, body)
 
 
@@ -326,10 +348,11 @@ def create_api_client(body):
 
 
 @bp.delete(f"{V1}/api-clients/<client_pk>")
-@endpoint("manage", status=204, tags=["api credentials"])
-def revoke_api_client(client_pk):
-    """Revoke an API client and every token it holds."""
-    rpc.identity.revoke_api_client(g.ctx, client_pk)
+@endpoint("manage", query=RevokeClientQuery(), status=204, tags=["api credentials"])
+def revoke_api_client(client_pk, query):
+    """Remove this organization from an API client's scope (revoked with every token when no
+    organization is left, or with `?everywhere=true`)."""
+    rpc.identity.revoke_api_client(g.ctx, client_pk, {"everywhere": query["everywhere"]})
     return None, 204
 
 

@@ -18,6 +18,8 @@ CHALLENGE_PREFIX = "tru_mc_"
 FAILURE_WINDOW = 15 * 60
 ACCOUNT_FAILURE_LIMIT = 5
 ADDRESS_FAILURE_LIMIT = 30
+# Wrong second-factor codes one sign-in challenge survives; then a fresh sign-in is needed.
+CHALLENGE_CODE_LIMIT = 5
 
 BAD_CREDENTIALS = "email or password is wrong"
 
@@ -105,13 +107,14 @@ def onboard(tx, who, data):
         user = store.update_user(tx, user["id"], name=data["name"].strip())
     org = organizations.create(tx, data["organization_name"].strip(),
                                data.get("organization_description") or "", user)
-    store.set_active_org(tx, who["session_id"], org["id"])
+    store.set_active_org(tx, who["user_id"], who["session_id"], org["id"])
     return {"user": user_view(user), "organization": organizations.view(tx, org),
             "active_org_id": str(org["id"])}
 
 
 def rate_limit(tx, email, address):
-    """RateLimited when the account or the address failed too often lately, else None."""
+    """RateLimited when the account or the address failed too often lately, else None.
+    Failures are wrong passwords and wrong second-factor codes alike."""
     checks = [("email", email, ACCOUNT_FAILURE_LIMIT)]
     if address:
         checks.append(("address", address, ADDRESS_FAILURE_LIMIT))
@@ -144,15 +147,17 @@ def login(tx, data, meta=None):
     usable = [m for m in memberships if not m["locked"]]
     if memberships and not usable:
         return Unauthorized("this account is locked; ask an administrator of your organization")
-    store.clear_failures(tx, email)
     store.record_attempt(tx, email, address, True)
     if credentials.needs_rehash(user["password_hash"]):
         store.update_user(tx, user["id"], password_hash=credentials.hash_password(data["password"]))
     active = usable[0]["org_id"] if usable else None
     if any(m["mfa_required"] for m in usable) or user["totp_enabled"]:
         token, session = open_session(tx, user, active, meta, kind="mfa_challenge")
+        # The account's failures are forgiven only once the second factor is passed too: a
+        # right password must not reset the count of wrong codes.
         return {"mfa_required": True, "challenge_token": token, "mfa_enrolled": user["totp_enabled"],
                 "expires_at": session["expires_at"].isoformat()}
+    store.clear_failures(tx, email)
     return signed_in(tx, user, usable, active, meta, mfa_verified=False)
 
 
@@ -180,20 +185,32 @@ def enrol_with_challenge(tx, challenge_token):
 
 
 def finish_challenge(tx, challenge_token, code, meta=None):
-    """Second step of sign-in: a TOTP or recovery code turns the challenge into a session."""
+    """Second step of sign-in: a TOTP or recovery code turns the challenge into a session.
+
+    Limited like sign-in (a wrong code is a failed sign-in of the account and the address; over
+    the limit even a right code waits), and a challenge is revoked after CHALLENGE_CODE_LIMIT
+    wrong codes. Returns the error instead of raising it, so the failure is kept."""
+    address = (meta or {}).get("address")
     session = challenge(tx, challenge_token)
-    user = store.user(tx, session["user_id"], for_update=True)
+    user = store.user(tx, session["user_id"], for_update=True)  # serializes guesses per account
+    limited = rate_limit(tx, user["email"], address)
+    if limited:
+        return limited
     codes = None
     if user["totp_enabled"]:
-        if not mfa.check_code(tx, user, code):
-            store.record_attempt(tx, user["email"], (meta or {}).get("address"), False)
-            return Unauthorized("the code is not valid")
+        ok = mfa.check_code(tx, user, code)
     else:
         codes = mfa.confirm_enrolment(tx, user, code)
-        if codes is None:
-            return Unauthorized("the code is not valid")
-        user = store.user(tx, user["id"])
-    tx.execute("UPDATE sessions SET revoked_at = now() WHERE id = %s", (session["id"],))
+        ok = codes is not None
+    if not ok:
+        store.record_attempt(tx, user["email"], address, False)
+        failures = store.challenge_failed(tx, user["id"], session["id"], CHALLENGE_CODE_LIMIT)
+        if failures >= CHALLENGE_CODE_LIMIT:
+            return Unauthorized("too many wrong codes; this sign-in challenge has ended, sign in again")
+        return Unauthorized("the code is not valid")
+    user = store.user(tx, user["id"])
+    store.end_challenge(tx, user["id"], session["id"])
+    store.clear_failures(tx, user["email"])
     usable = [m for m in store.memberships_of_user(tx, user["id"]) if not m["locked"]]
     result = signed_in(tx, user, usable, session["active_org_id"], meta, mfa_verified=True)
     if codes is not None:
@@ -244,7 +261,7 @@ def set_active_organization(tx, who, org_id):
         raise NotFound("organization not found")
     if m["locked"]:
         raise Unauthorized("this account is locked in this organization")
-    store.set_active_org(tx, who["session_id"], org_id)
+    store.set_active_org(tx, who["user_id"], who["session_id"], org_id)
     return {"active_org_id": str(org_id)}
 
 

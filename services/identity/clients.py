@@ -10,7 +10,7 @@
 import datetime as dt
 import uuid
 
-from services.common.errors import Invalid, NotFound, RateLimited, Unauthorized
+from services.common.errors import Forbidden, Invalid, NotFound, RateLimited, Unauthorized
 from services.identity import accounts, audit, credentials, store
 
 ACCESS_TTL = dt.timedelta(minutes=15)
@@ -43,12 +43,15 @@ def create(tx, ctx, data, actor):
         raise Invalid("you can only grant organizations you manage",
                       errors={"org_ids": [f"not an organization you manage: {o}" for o in outside]})
     secret = credentials.new_token("tru_cs_", 32)
-    client = store.insert_client(tx, {
-        "id": str(uuid.uuid4()), "client_id": credentials.new_token("tru_ci_", 12),
-        "secret_hash": credentials.hash_password(secret), "name": data["name"].strip(),
-        "org_ids": list(dict.fromkeys(wanted)), "default_org_id": ctx["org_id"],
-        "created_by": ctx["user_id"],
-    })
+    secret_hash = credentials.hash_password(secret)
+    client = None
+    while client is None:  # a client_id collision (practically never) draws another
+        client = store.insert_client(tx, {
+            "id": str(uuid.uuid4()), "client_id": credentials.new_token("tru_ci_", 12),
+            "secret_hash": secret_hash, "name": data["name"].strip(),
+            "org_ids": list(dict.fromkeys(wanted)), "default_org_id": ctx["org_id"],
+            "created_by": ctx["user_id"],
+        })
     audit.record(tx, ctx, actor, "api_client.created", "api_client", client["id"], None,
                  {"name": client["name"], "client_id": client["client_id"],
                   "org_ids": [str(o) for o in client["org_ids"]]})
@@ -59,13 +62,32 @@ def list_clients(tx, ctx):
     return [client_view(c) for c in store.clients_of_org(tx, ctx["org_id"])]
 
 
-def revoke(tx, ctx, pk, actor):
-    client = store.client_in_org(tx, ctx["org_id"], pk)
+def revoke(tx, ctx, pk, actor, everywhere=False):
+    """Revoking in one organization takes that organization out of the client's scope (its
+    tokens lose it at once); the client keeps working for its other organizations and is
+    revoked with every token when no organization is left. `everywhere` revokes it for all its
+    organizations at once, allowed to someone who manages (owner/admin, unlocked) every one of
+    them. Returns {"revoked": bool, "org_ids": remaining scope or []}."""
+    client = store.client_in_org(tx, ctx["org_id"], pk, for_update=True)
     if client is None:
         raise NotFound("API client not found")
-    store.revoke_client(tx, client["id"])
-    audit.record(tx, ctx, actor, "api_client.revoked", "api_client", client["id"],
-                 {"revoked_at": None}, {"revoked": True})
+    scope = [str(o) for o in client["org_ids"]]
+    if everywhere and len(scope) > 1:
+        managed = {str(m["org_id"]) for m in store.memberships_of_user(tx, ctx["user_id"])
+                   if m["role"] in MANAGER_ROLES and not m["locked"]}
+        if not set(scope) <= managed:
+            raise Forbidden("revoking everywhere needs owner or admin rights in every organization "
+                            "of the client; revoke it here to remove only this organization")
+    if everywhere or len(scope) == 1 or client["revoked_at"] is not None:
+        store.revoke_client(tx, ctx["org_id"], client["id"])
+        for org_id in (scope if everywhere else [ctx["org_id"]]):
+            audit.record(tx, dict(ctx, org_id=org_id), actor, "api_client.revoked", "api_client",
+                         client["id"], {"revoked_at": None}, {"revoked": True})
+        return {"revoked": True, "org_ids": []}
+    updated = store.remove_client_org(tx, ctx["org_id"], client["id"])
+    audit.record(tx, ctx, actor, "api_client.removed_from_organization", "api_client",
+                 client["id"], {"in_scope": True}, {"in_scope": False})
+    return {"revoked": False, "org_ids": [str(o) for o in updated["org_ids"]]}
 
 
 def rate_limit(tx, client_key):

@@ -66,23 +66,46 @@ def enrol(tx, who):
     return begin_enrolment(tx, user)
 
 
-def confirm(tx, who, code):
+def _limited(tx, user, meta):
+    """The sign-in limiter guards codes entered while signed in too (accounts imports this
+    module, so it is imported here lazily)."""
+    from services.identity import accounts
+    return accounts.rate_limit(tx, user["email"], (meta or {}).get("address"))
+
+
+def _wrong_code(tx, user, meta):
+    store.record_attempt(tx, user["email"], (meta or {}).get("address"), False)
+    return Invalid("the code is not valid", errors={"code": ["does not match"]})
+
+
+def confirm(tx, who, code, meta=None):
+    """Returns the result, or an error to raise after commit (a wrong code counts as a failed
+    sign-in of the account; over the limit the answer is RateLimited)."""
     user = store.user(tx, who["user_id"], for_update=True)
     if user["totp_enabled"] or not user["totp_secret"]:
         raise Invalid("start enrolment first", errors={"code": ["no enrolment in progress"]})
+    limited = _limited(tx, user, meta)
+    if limited:
+        return limited
     codes = confirm_enrolment(tx, user, code)
     if codes is None:
-        raise Invalid("the code is not valid", errors={"code": ["does not match"]})
+        return _wrong_code(tx, user, meta)
     # This session just proved the second factor.
-    tx.execute("UPDATE sessions SET mfa_verified = true WHERE id = %s", (who["session_id"],))
+    store.mark_mfa_verified(tx, user["id"], who["session_id"])
     return {"mfa_enabled": True, "recovery_codes": codes}
 
 
-def turn_off(tx, who, code):
+def turn_off(tx, who, code, meta=None):
+    """Like confirm: returns the result or an error to raise after commit."""
     user = store.user(tx, who["user_id"], for_update=True)
     if any(m["mfa_required"] for m in store.memberships_of_user(tx, user["id"])):
         raise Invalid("an organization you belong to requires two-factor sign-in",
                       errors={"mfa": ["required by your organization"]})
+    if not user["totp_enabled"]:
+        raise Invalid("two-factor sign-in is not on", errors={"code": ["two-factor sign-in is not on"]})
+    limited = _limited(tx, user, meta)
+    if limited:
+        return limited
     if not disable(tx, user, code):
-        raise Invalid("the code is not valid", errors={"code": ["does not match"]})
+        return _wrong_code(tx, user, meta)
     return {"mfa_enabled": False}

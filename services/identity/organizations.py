@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from services.common.errors import Invalid, NotFound
 from services.identity import audit, store
 
+SLUG_TAKEN = "this slug is already taken"
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 _ZONES = None
 
@@ -31,21 +32,30 @@ def valid_timezone(name):
     return True
 
 
-def unique_slug(tx, name):
-    base = slugify(name)
-    slug, n = base, 1
-    while store.slug_taken(tx, slug):
+def next_slug(base, taken):
+    """`base`, else `base-2`, `base-3`... the first one not in `taken`."""
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base}-{n}" in taken:
         n += 1
-        slug = f"{base}-{n}"
-    return slug
+    return f"{base}-{n}"
 
 
 def create(tx, name, description, owner):
-    """A new organization owned by `owner` (a user row); emits organization_created."""
-    org = store.insert_organization(tx, {
-        "id": str(uuid.uuid4()), "name": name, "slug": unique_slug(tx, name),
-        "description": description or "",
-    })
+    """A new organization owned by `owner` (a user row); emits organization_created.
+
+    The slug is claimed with INSERT ... ON CONFLICT (slug) DO NOTHING: when a concurrent sign-up
+    took it first, the next suffix is tried, so same-named sign-ups never collide into a 500."""
+    base = slugify(name)[:60].strip("-") or "org"
+    taken = store.slugs_like(tx, base)
+    org = None
+    while org is None:
+        slug = next_slug(base, taken)
+        org = store.insert_organization(tx, {
+            "id": str(uuid.uuid4()), "name": name, "slug": slug, "description": description or "",
+        })
+        taken.add(slug)
     store.insert_membership(tx, org["id"], owner["id"], "owner")
     tx.emit("organization_created", {
         "org_id": str(org["id"]), "name": org["name"], "description": org["description"],
@@ -91,7 +101,7 @@ def update(tx, ctx, changes, actor):
         if not SLUG_RE.match(slug or ""):
             errors["slug"] = ["use lowercase letters, digits and hyphens (1-64, no hyphen at the ends)"]
         elif store.slug_taken(tx, slug, except_org_id=org["id"]):
-            errors["slug"] = ["this slug is already taken"]
+            errors["slug"] = [SLUG_TAKEN]
     if "default_timezone" in changes and not valid_timezone(changes["default_timezone"]):
         errors["default_timezone"] = ["not an IANA time zone name (for example Europe/Berlin)"]
     if changes.get("mfa_required") and not org["mfa_required"] and not actor.get("totp_enabled"):
@@ -102,7 +112,11 @@ def update(tx, ctx, changes, actor):
     if "default_response_campaign_id" in changes and changes["default_response_campaign_id"]:
         changes["default_response_campaign_id"] = str(changes["default_response_campaign_id"])
     before = view(tx, org)
-    updated = store.update_organization(tx, org["id"], changes)
+    try:
+        updated = store.update_organization(tx, org["id"], changes)
+    except store.SlugTaken:
+        # Taken by a concurrent change after the check above: the same answer as the check's.
+        raise Invalid("invalid organization settings", errors={"slug": [SLUG_TAKEN]})
     after = view(tx, updated)
     diff_before = {k: before[k] for k in changes if before.get(k) != after.get(k)}
     diff_after = {k: after[k] for k in diff_before}

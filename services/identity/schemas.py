@@ -117,6 +117,10 @@ class ApiClientIn(Base):
     org_ids = fields.List(fields.UUID(), load_default=list)
 
 
+class RevokeClientOptions(Base):
+    everywhere = fields.Boolean(load_default=False)
+
+
 class TokenRequest(Base):
     grant_type = fields.String(required=True)
     client_id = fields.String(load_default=None)

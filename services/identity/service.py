@@ -147,16 +147,18 @@ class IdentityService(base.ServiceBase):
             return mfa.enrol(tx, self._who(tx, token))
 
     @rpc
-    def mfa_confirm(self, token, data):
-        data = load(s.MfaCode(), data)
+    def mfa_confirm(self, token, data, meta=None):
+        data, meta = load(s.MfaCode(), data), load(s.MetaIn(), meta)
         with self.db.transaction() as tx:
-            return mfa.confirm(tx, self._who(tx, token), data["code"])
+            outcome = mfa.confirm(tx, self._who(tx, token), data["code"], meta)
+        return _raise_if_error(outcome)
 
     @rpc
-    def mfa_disable(self, token, data):
-        data = load(s.MfaCode(), data)
+    def mfa_disable(self, token, data, meta=None):
+        data, meta = load(s.MfaCode(), data), load(s.MetaIn(), meta)
         with self.db.transaction() as tx:
-            return mfa.turn_off(tx, self._who(tx, token), data["code"])
+            outcome = mfa.turn_off(tx, self._who(tx, token), data["code"], meta)
+        return _raise_if_error(outcome)
 
     # --- organization ------------------------------------------------------------------------
 
@@ -235,12 +237,15 @@ class IdentityService(base.ServiceBase):
             return clients.list_clients(tx, ctx)
 
     @rpc
-    def revoke_api_client(self, ctx, client_pk):
+    def revoke_api_client(self, ctx, client_pk, options=None):
+        """options: {everywhere: bool} (default false: only this organization leaves the
+        client's scope; the client is revoked when no organization is left)."""
         ctx = context(ctx)
         client_pk = _uuid_or_404(client_pk, "API client")
+        options = load(s.RevokeClientOptions(), options)
         with self.db.transaction() as tx:
             ctx, actor = team.actor(tx, ctx)
-            clients.revoke(tx, ctx, client_pk, actor)
+            return clients.revoke(tx, ctx, client_pk, actor, everywhere=options["everywhere"])
 
     # --- audit log -----------------------------------------------------------------------------
 

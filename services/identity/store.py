@@ -1,5 +1,13 @@
-"""SQL for the identity schema. Every function takes the transaction first; rows come back as dicts."""
+"""SQL for the identity schema. Every function takes the transaction first; rows come back as dicts.
+
+Writes to organization data name the organization (`org_id`) next to the row's id; writes to a
+user's own rows (sessions) name the user. Unique columns are written with ON CONFLICT (or a
+savepoint that turns the unique violation into an answer), so concurrent requests that compete
+for a slug, an email, a membership or a client id never end in a 500."""
+import contextlib
 import json
+
+import psycopg2.errors
 
 ORG_COLUMNS = (
     "id, name, slug, description, default_timezone, default_country, mfa_required, "
@@ -15,11 +23,22 @@ ORG_SETTINGS = (
 # --- organizations -----------------------------------------------------------------------------
 
 def insert_organization(tx, org):
+    """The new organization, or None when its slug is taken (by a committed or a concurrent
+    insert: ON CONFLICT waits for the other transaction, then does nothing)."""
     return tx.one(
         f"INSERT INTO organizations (id, name, slug, description) VALUES (%s, %s, %s, %s) "
-        f"RETURNING {ORG_COLUMNS}",
+        f"ON CONFLICT (slug) DO NOTHING RETURNING {ORG_COLUMNS}",
         (org["id"], org["name"], org["slug"], org["description"]),
     )
+
+
+def slugs_like(tx, base):
+    """Taken slugs that are `base` or `base-<n>` (to pick the next free suffix in one query)."""
+    rows = tx.all(
+        "SELECT slug FROM organizations WHERE slug = %s OR slug LIKE %s",
+        (base, base + "-%"),  # slugs are [a-z0-9-]: nothing to escape
+    )
+    return {r["slug"] for r in rows}
 
 
 def organization(tx, org_id, for_update=False):
@@ -34,15 +53,38 @@ def slug_taken(tx, slug, except_org_id=None):
     ) is not None
 
 
+class SlugTaken(Exception):
+    """A concurrent transaction took the slug between the check and the update."""
+
+
+@contextlib.contextmanager
+def _savepoint(tx, name):
+    """Runs the block in a savepoint; a unique violation rolls back only the block (the
+    transaction stays usable) and is re-raised for the caller to turn into an answer."""
+    tx.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except psycopg2.errors.UniqueViolation:
+        tx.execute(f"ROLLBACK TO SAVEPOINT {name}")
+        raise
+    tx.execute(f"RELEASE SAVEPOINT {name}")
+
+
 def update_organization(tx, org_id, changes):
+    """SlugTaken when another organization holds the new slug (even one committed meanwhile)."""
     cols = [c for c in ORG_SETTINGS if c in changes]
     if not cols:
         return organization(tx, org_id)
     sets = ", ".join(f"{c} = %s" for c in cols)
-    return tx.one(
-        f"UPDATE organizations SET {sets}, updated_at = now() WHERE id = %s RETURNING {ORG_COLUMNS}",
-        [changes[c] for c in cols] + [org_id],
-    )
+    try:
+        with _savepoint(tx, "org_update"):
+            return tx.one(
+                f"UPDATE organizations SET {sets}, updated_at = now() WHERE id = %s "
+                f"RETURNING {ORG_COLUMNS}",
+                [changes[c] for c in cols] + [org_id],
+            )
+    except psycopg2.errors.UniqueViolation:
+        raise SlugTaken()
 
 
 def set_test_recipients(tx, org_id, recipients):
@@ -183,8 +225,33 @@ def touch_session(tx, session_id):
     )
 
 
-def set_active_org(tx, session_id, org_id):
-    tx.execute("UPDATE sessions SET active_org_id = %s WHERE id = %s", (org_id, session_id))
+def set_active_org(tx, user_id, session_id, org_id):
+    tx.execute("UPDATE sessions SET active_org_id = %s WHERE id = %s AND user_id = %s",
+               (org_id, session_id, user_id))
+
+
+def mark_mfa_verified(tx, user_id, session_id):
+    tx.execute("UPDATE sessions SET mfa_verified = true WHERE id = %s AND user_id = %s",
+               (session_id, user_id))
+
+
+def end_challenge(tx, user_id, session_id):
+    tx.execute(
+        "UPDATE sessions SET revoked_at = now() WHERE id = %s AND user_id = %s "
+        "AND kind = 'mfa_challenge' AND revoked_at IS NULL",
+        (session_id, user_id),
+    )
+
+
+def challenge_failed(tx, user_id, session_id, limit):
+    """Count one wrong code against the challenge; revoke it at `limit`. Returns the count."""
+    row = tx.one(
+        "UPDATE sessions SET failed_codes = failed_codes + 1, "
+        "revoked_at = CASE WHEN failed_codes + 1 >= %s THEN now() ELSE revoked_at END "
+        "WHERE id = %s AND user_id = %s AND kind = 'mfa_challenge' RETURNING failed_codes",
+        (limit, session_id, user_id),
+    )
+    return row["failed_codes"] if row else limit
 
 
 def sessions_of_user(tx, user_id):
@@ -233,7 +300,7 @@ def recent_failures(tx, column, value, window_seconds):
 
 
 def clear_failures(tx, email):
-    # A successful sign-in forgives the account's earlier failures (not the address's).
+    # A completed sign-in forgives the account's earlier failures (not the address's).
     tx.execute("DELETE FROM sign_in_attempts WHERE email = %s AND NOT succeeded", (email,))
 
 
@@ -256,10 +323,12 @@ CLIENT_COLUMNS = "id, client_id, secret_hash, name, org_ids, default_org_id, cre
 
 
 def insert_client(tx, c):
+    """The new client, or None when its client_id is taken (the caller draws another)."""
     return tx.one(
         "INSERT INTO api_clients (id, client_id, secret_hash, name, org_ids, default_org_id, "
         "created_by) VALUES (%(id)s, %(client_id)s, %(secret_hash)s, %(name)s, %(org_ids)s::uuid[], "
-        f"%(default_org_id)s, %(created_by)s) RETURNING {CLIENT_COLUMNS}",
+        f"%(default_org_id)s, %(created_by)s) ON CONFLICT (client_id) DO NOTHING "
+        f"RETURNING {CLIENT_COLUMNS}",
         c,
     )
 
@@ -275,15 +344,38 @@ def clients_of_org(tx, org_id):
     )
 
 
-def client_in_org(tx, org_id, pk):
+def client_in_org(tx, org_id, pk, for_update=False):
+    lock = " FOR UPDATE" if for_update else ""
     return tx.one(
-        f"SELECT {CLIENT_COLUMNS} FROM api_clients WHERE id = %s AND %s = ANY(org_ids)", (pk, org_id)
+        f"SELECT {CLIENT_COLUMNS} FROM api_clients WHERE id = %s AND %s = ANY(org_ids){lock}",
+        (pk, org_id),
     )
 
 
-def revoke_client(tx, pk):
-    tx.execute("UPDATE api_clients SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL", (pk,))
-    revoke_client_tokens(tx, pk)
+def remove_client_org(tx, org_id, pk):
+    """Take `org_id` out of the client's scope (the default moves to the first remaining
+    organization); None when the client does not cover `org_id`."""
+    return tx.one(
+        "UPDATE api_clients SET org_ids = array_remove(org_ids, %(org)s::uuid), "
+        "default_org_id = CASE WHEN default_org_id = %(org)s::uuid "
+        "THEN (array_remove(org_ids, %(org)s::uuid))[1] ELSE default_org_id END "
+        "WHERE id = %(pk)s AND %(org)s::uuid = ANY(org_ids) AND cardinality(org_ids) > 1 "
+        f"RETURNING {CLIENT_COLUMNS}",
+        {"org": org_id, "pk": pk},
+    )
+
+
+def revoke_client(tx, org_id, pk):
+    """Revoke the client (and every token of it) through an organization it covers; None when
+    it does not cover `org_id`."""
+    row = tx.one(
+        "UPDATE api_clients SET revoked_at = coalesce(revoked_at, now()) "
+        f"WHERE id = %s AND %s = ANY(org_ids) RETURNING {CLIENT_COLUMNS}",
+        (pk, org_id),
+    )
+    if row is not None:
+        revoke_client_tokens(tx, pk)
+    return row
 
 
 def insert_token(tx, t):

@@ -5,8 +5,10 @@ Rules (checked by `may_change`, a pure function):
 - the last unlocked owner cannot be demoted, locked or removed;
 - nobody locks themselves out.
 """
+import uuid
+
 from services.common.errors import Conflict, Forbidden, NotFound
-from services.identity import accounts, audit, store
+from services.identity import accounts, audit, credentials, store
 
 ROLES = ("owner", "admin", "member", "viewer")
 
@@ -35,24 +37,40 @@ def list_team(tx, ctx):
                  mfa_enabled=m["totp_enabled"]) for m in store.team(tx, ctx["org_id"])]
 
 
+EXISTING_ACCOUNT_NOTICE = ("this email already had an account: that person joined your organization "
+                           "with their own password and name; the password you entered was not used "
+                           "and their password was not changed")
+
+
 def add(tx, ctx, data, actor):
     """A new account with the given password, or an existing account joining this organization
-    (its password is left alone: an admin of one organization never resets another's)."""
+    (a person may belong to several). An existing account's password and name are left alone
+    (an admin of one organization never resets another's), and the answer says so:
+    `existing_account`, `password_set` and a `notice`."""
     if data["role"] == "owner" and ctx["role"] != "owner":
         raise Forbidden("only an owner may grant the owner role")
     email = accounts.normalize_email(data["email"])
     user = store.user_by_email(tx, email)
-    if user is None:
+    existing = user is not None
+    if not existing:
         accounts.check_password(data["password"], email, data["name"])
-        user = accounts.new_user(tx, email, data["name"], data["password"])
+        user = store.insert_user(tx, {"id": str(uuid.uuid4()), "email": email,
+                                      "name": data["name"].strip(),
+                                      "password_hash": credentials.hash_password(data["password"])})
+        if user is None:
+            # A concurrent request created the account first (ON CONFLICT waited for it): join it.
+            user, existing = store.user_by_email(tx, email), True
     created = store.insert_membership(tx, ctx["org_id"], user["id"], data["role"])
     if created is None:
         raise Conflict("this person is already on the team",
                        errors={"email": ["already a member of this organization"]})
     m = store.membership(tx, ctx["org_id"], user["id"])
     audit.record(tx, ctx, actor, "team.member_added", "user", user["id"], None,
-                 {"email": email, "role": data["role"]})
-    return member_view(m)
+                 {"email": email, "role": data["role"], "existing_account": existing})
+    out = dict(member_view(m), existing_account=existing, password_set=not existing)
+    if existing:
+        out["notice"] = EXISTING_ACCOUNT_NOTICE
+    return out
 
 
 def _target(tx, ctx, user_id):

@@ -84,3 +84,10 @@ def test_hashes_made_with_older_parameters_are_upgraded_at_sign_in():
     assert credentials.verify_password(old, "correct-horse-battery")
     assert credentials.needs_rehash(old)
     assert not credentials.needs_rehash(credentials.hash_password("correct-horse-battery"))
+
+
+def test_a_new_organization_takes_the_first_free_slug_suffix():
+    from services.identity.organizations import next_slug
+    assert next_slug("acme", set()) == "acme"
+    assert next_slug("acme", {"acme"}) == "acme-2"
+    assert next_slug("acme", {"acme", "acme-2", "acme-3", "acme-5"}) == "acme-4"
