@@ -4,6 +4,8 @@ import unicodedata
 import uuid
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+import phonenumbers
+
 from services.common.errors import Invalid, NotFound
 from services.identity import audit, store
 
@@ -130,19 +132,43 @@ def set_test_recipients(tx, ctx, recipients, actor):
     org = store.organization(tx, ctx["org_id"], for_update=True)
     if org is None:
         raise NotFound("organization not found")
-    seen, cleaned = set(), []
-    for r in recipients:
-        email = r["email"].lower()
-        if email in seen:
+    seen, cleaned, errors = set(), [], {}
+    for i, r in enumerate(recipients):
+        email = (r.get("email") or "").lower() or None
+        phone = None
+        if r.get("phone"):
+            phone = e164(r["phone"], org["default_country"])
+            if phone is None:
+                errors[f"recipients.{i}.phone"] = [
+                    f"not a valid phone number (E.164, or national in {org['default_country']})"]
+                continue
+        key = (email, phone)
+        if key in seen:
             continue
-        seen.add(email)
-        cleaned.append({"email": email, "name": r.get("name") or ""})
+        seen.add(key)
+        entry = {"email": email, "name": r.get("name") or ""}
+        if phone:
+            entry["phone"] = phone
+        cleaned.append(entry)
+    if errors:
+        raise Invalid("invalid test recipients", errors=errors)
     before = view(tx, org)["test_recipients"]
     updated = store.set_test_recipients(tx, org["id"], cleaned)
     result = view(tx, updated)
     audit.record(tx, ctx, actor, "organization.test_recipients_changed", "organization",
                  org["id"], {"test_recipients": before}, {"test_recipients": result["test_recipients"]})
     return result
+
+
+def e164(raw, country):
+    """The number in E.164, or None when it is not a valid number."""
+    try:
+        number = phonenumbers.parse(raw, country or "US")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _str(value):

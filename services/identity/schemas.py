@@ -61,8 +61,16 @@ class OrganizationPatch(Base):
 
 
 class Recipient(Base):
-    email = fields.Email(required=True)
+    """A test recipient: an e-mail address for e-mail test runs, a phone number (E.164, or
+    national in the organization's default country) for SMS and call test runs; at least one."""
+    email = fields.Email(load_default=None, allow_none=True)
+    phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
     name = fields.String(load_default="", validate=validate.Length(max=200))
+
+    @validates_schema
+    def email_or_phone(self, data, **kwargs):
+        if not data.get("email") and not data.get("phone"):
+            raise ValidationError("give an email or a phone number", "email")
 
 
 class TestRecipientsIn(Base):
