@@ -1,6 +1,6 @@
 """Uploads (chunks stored in the contacts schema, so the gateway and this service may run on
-different hosts) and import runs: open the upload as a table, check the mapping, run the importer
-batch by batch, keep progress and the per-record result."""
+different hosts) and imports: open the upload as a table, check the mapping, queue the import for
+the import worker (import_worker.py runs it with bulk.py), report progress and per-record results."""
 import base64
 import binascii
 import csv
@@ -10,7 +10,7 @@ from psycopg2.extras import Json
 
 from services.common.errors import Invalid, NotFound
 from services.contacts import importer, reader
-from services.contacts.store import ContactStore, new_id
+from services.contacts.store import new_id
 
 CHUNK_LIMIT = 4 * 1024 * 1024
 MAX_UPLOAD = 60 * 1024 * 1024
@@ -91,33 +91,21 @@ def chunks(tx, upload_id):
         seq += 1
 
 
-def chunks_via(transaction, upload_id):
-    """Like chunks(), each chunk read in its own short transaction from `transaction()`."""
-    seq = 0
-    while True:
-        with transaction() as rtx:
-            row = rtx.one("SELECT data FROM upload_chunks WHERE upload_id = %s AND seq = %s",
-                          (str(upload_id), seq))
-        if row is None:
-            return
-        yield bytes(row["data"])
-        seq += 1
-
-
-def create_import(tx, ctx, data):
+def create_import(tx, ctx, data, defaults=None):
     """Checks the file and mapping (Invalid, nothing written, when they do not fit) and records a
-    queued import."""
+    queued import (with the organization defaults it runs with) for the import worker."""
     upload = get_upload(tx, ctx, data["upload_id"])
     mapping = _mapping(data["mapping"])
     table = reader.open_table(chunks(tx, upload["id"]))
     table.close()
     importer.check_mapping(mapping, table.columns)
     import_id = new_id()
-    tx.execute("INSERT INTO imports (id, org_id, upload_id, data_source_id, filename, mapping)"
-               " VALUES (%s, %s, %s, %s, %s, %s)",
+    tx.execute("INSERT INTO imports (id, org_id, upload_id, data_source_id, filename, mapping,"
+               " defaults) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                (import_id, ctx["org_id"], upload["id"],
                 str(data["data_source_id"]) if data.get("data_source_id") else None,
-                upload["filename"], Json(mapping)))
+                upload["filename"], Json(mapping), Json(defaults or {})))
+    wake_worker(tx)
     return import_id, upload
 
 
@@ -128,41 +116,38 @@ def _mapping(mapping):
 
 
 def estimate_records(tx, upload_id):
-    """Line ends after the header: the progress total while a CSV import runs (a quoted cell
-    spanning lines makes it a slight over-estimate; the exact count replaces it at the end)."""
-    upload = tx.one("SELECT kind FROM uploads WHERE id = %s", (str(upload_id),))
-    if upload and upload["kind"] == "xlsx":
+    """The progress total while an import runs: for CSV the line ends after the header, estimated
+    from the first chunk's bytes per line times the upload's size (cheap: the file is not read
+    twice); the exact count replaces it at the end. XLSX rows are counted."""
+    upload = tx.one("SELECT kind, size FROM uploads WHERE id = %s", (str(upload_id),))
+    if upload is None:
+        return 0
+    if upload["kind"] == "xlsx":
         table = reader.open_table(chunks(tx, upload_id))
         return sum(1 for _ in table.records())
-    lines, last = 0, b""
-    for data in chunks(tx, upload_id):
-        lines += data.count(b"\n")
-        last = data
-    if last and not last.endswith(b"\n"):
-        lines += 1
-    return max(lines - 1, 0)
+    first = tx.one("SELECT data FROM upload_chunks WHERE upload_id = %s AND seq = 0", (str(upload_id),))
+    if first is None:
+        return 0
+    data = bytes(first["data"])
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if len(data) >= upload["size"]:
+        return max(lines - 1, 0)
+    return max(round(lines * upload["size"] / len(data)) - 1, 0)
 
 
-def run_import(tx, ctx, import_id, defaults, progress=None, spawn=None, reading=None):
-    """Runs a queued import in `tx` (the caller commits). `progress(rows_done, counts)` is called
-    after each batch. `reading` gives another transaction to read the upload's chunks with, so
-    reading can go on while `tx` is busy writing the previous batch (with `spawn`)."""
-    imp = tx.one("SELECT * FROM imports WHERE org_id = %s AND id = %s", (ctx["org_id"], str(import_id)))
-    if imp is None:
-        raise NotFound("import not found")
-    store = ContactStore(tx, ctx["org_id"])
-    store.import_id = imp["id"]
-    run = importer.Run(store, imp["mapping"], defaults, on_progress=progress, spawn=spawn)
-    source = chunks_via(reading, imp["upload_id"]) if reading else chunks(tx, imp["upload_id"])
-    table = reader.open_table(source)
-    counts = run.feed(table.records())
+def wake_worker(tx):
+    """Tells the import worker (services/contacts/import_worker.py) there is work, on commit."""
+    tx.execute("NOTIFY contacts_imports")
+
+
+def finish(tx, imp, counts):
+    """Marks a run import completed with its counts (and its data source's last result)."""
     tx.execute("UPDATE imports SET status = 'completed', counts = %s, rows_done = %s,"
-               " rows_total = %s, finished_at = now() WHERE id = %s",
+               " rows_total = %s, error = NULL, finished_at = clock_timestamp() WHERE id = %s",
                (Json(counts), counts["records"], counts["records"], imp["id"]))
     if imp["data_source_id"]:
         tx.execute("UPDATE data_sources SET last_sync_at = now(), last_result = %s WHERE id = %s",
                    (Json(counts), imp["data_source_id"]))
-    return counts
 
 
 DETAIL_LIMIT = 1000

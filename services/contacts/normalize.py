@@ -36,16 +36,19 @@ def clean(value):
 # test holds them to that), at a fraction of its cost. Anything else goes to email-validator.
 _ATEXT = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]"
 PLAIN_EMAIL = re.compile(rf"^{_ATEXT}+(?:\.{_ATEXT}+)*@(?:[a-z0-9](?:[a-z0-9-]{{0,61}}[a-z0-9])?\.)+[a-z]{{2,63}}$")
-_SPECIAL = tuple(SPECIAL_USE_DOMAIN_NAMES)
+# A domain that is, or is under, a special-use name (`test`, `invalid`, ...): email-validator
+# refuses those, so the fast path leaves them to it.
+_SPECIAL = re.compile(r"(?:^|\.)(?:" + "|".join(re.escape(d) for d in SPECIAL_USE_DOMAIN_NAMES)
+                      + r")$")
 
 
 def _plain_email(lower):
     if len(lower) > 254 or "--" in lower or not PLAIN_EMAIL.match(lower):
         return False
-    local, _, domain = lower.partition("@")
-    if len(local) > 64:
+    at = lower.index("@")
+    if at > 64:
         return False
-    return not any(domain == d or domain.endswith("." + d) for d in _SPECIAL)
+    return not _SPECIAL.search(lower, at + 1)
 
 
 def email(value):
@@ -132,7 +135,7 @@ def _plain_phone(raw, region):
         digits = "1" + s
     else:
         return None
-    if not digits.isdigit() or not 8 <= len(digits) <= 15:
+    if not (digits.isascii() and digits.isdigit()) or not 8 <= len(digits) <= 15:
         return None
     for size in (1, 2, 3):
         regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(digits[:size]))
@@ -146,11 +149,62 @@ def _plain_phone(raw, region):
     e164 = "+" + digits
     if DRAMA_RANGE.match(e164):
         return e164
-    number = phonenumbers.PhoneNumber(country_code=int(digits[:size]), national_number=int(national))
     hint = region if region in regions else regions[0]
-    if phonenumbers.is_valid_number_for_region(number, hint):
+    if _valid_for_region(national, hint):
         return e164
     return None
+
+
+_TYPE_DESCS = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager",
+               "uan", "voicemail", "fixed_line", "mobile")
+
+
+@functools.lru_cache(maxsize=None)
+def _region_rules(region):
+    """phonenumbers' validity rules of a region, compiled once: the general description and each
+    number type's (possible lengths, national number pattern). None for regions the fast path
+    leaves to phonenumbers (non-geographic entities, missing metadata)."""
+    from phonenumbers.phonemetadata import PhoneMetadata
+    metadata = PhoneMetadata.metadata_for_region(region)
+    if metadata is None or region == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY:
+        return None
+
+    def rule(desc):
+        if desc is None or not desc.national_number_pattern:
+            return None
+        return (frozenset(desc.possible_length or ()),
+                re.compile(desc.national_number_pattern))
+
+    general = rule(metadata.general_desc)
+    if general is None:
+        return None
+    types = []
+    for name in _TYPE_DESCS:
+        if name == "mobile" and metadata.same_mobile_and_fixed_line_pattern:
+            continue  # phonenumbers never tests mobile apart then
+        r = rule(getattr(metadata, name))
+        if r is not None:
+            types.append(r)
+    return general, tuple(types)
+
+
+def _valid_for_region(national, region):
+    """phonenumbers.is_valid_number_for_region for a national significant number (no leading
+    zero) of that region's calling code: the general pattern and any number type's pattern
+    match in full (with the possible lengths checked first, as phonenumbers does)."""
+    rules = _region_rules(region)
+    if rules is None:
+        number = phonenumbers.PhoneNumber(country_code=phonenumbers.country_code_for_region(region),
+                                          national_number=int(national))
+        return phonenumbers.is_valid_number_for_region(number, region)
+    (lengths, pattern), types = rules
+    size = len(national)
+    if (lengths and size not in lengths) or not pattern.fullmatch(national):
+        return False
+    for lengths, pattern in types:
+        if (not lengths or size in lengths) and pattern.fullmatch(national):
+            return True
+    return False
 
 
 @functools.lru_cache(maxsize=1)

@@ -101,8 +101,17 @@ class Table:
 
     def records(self):
         columns = self.columns
-        width = len(columns)
         keep = all(columns)
+        for number, values in self.value_rows():
+            row = dict(zip(columns, values))
+            if not keep:
+                row.pop("", None)
+            yield number, row
+
+    def value_rows(self):
+        """(record_number, [cell values], at least one per column): records() without the dicts,
+        for handing records to other processes cheaply (make the dict with record_of)."""
+        width = len(self.columns)
         xlsx = self.kind == "xlsx"
         number = 0
         try:
@@ -110,18 +119,19 @@ class Table:
                 number += 1
                 if xlsx:
                     values = ["" if v is None else str(v) for v in values]
-                if not any(values) or not any(v.strip() for v in values):
-                    continue  # blank lines and rows of empty cells are not records
+                joined = "".join(values)
+                if not joined.strip():
+                    continue  # blank lines and rows of empty (or blank) cells are not records
+                if "\x00" in joined:
+                    # A stray NUL (past the sniffed head) cannot be stored in PostgreSQL text.
+                    values = [v.replace("\x00", "") for v in values]
                 if len(values) == 1 and width > 1:
                     # Report footers ("Grand Totals (22 records)", copyright lines): one cell
                     # in a many-column file is not a record.
                     continue
                 if len(values) < width:
                     values = values + [""] * (width - len(values))
-                row = dict(zip(columns, values))
-                if not keep:
-                    row.pop("", None)
-                yield number, row
+                yield number, values
         finally:
             self.close()
 
@@ -129,6 +139,14 @@ class Table:
         if self._closer:
             self._closer()
             self._closer = None
+
+
+def record_of(columns, values):
+    """The {column: value} record of value_rows() values, as records() yields it."""
+    row = dict(zip(columns, values))
+    if not all(columns):
+        row.pop("", None)
+    return row
 
 
 def open_table(chunks):

@@ -178,6 +178,17 @@ class SftpIn(Base):
     username = fields.String(required=True, validate=validate.Length(min=1, max=200))
     password = fields.String(load_default=None, allow_none=True, load_only=True)
     path = fields.String(load_default=".", validate=validate.Length(max=1000))
+    # The server's host key as OpenSSH prints it (`SHA256:...`); without it the first connection
+    # is refused with the fingerprint the server presented, to confirm (docs/contacts.md).
+    host_key_fingerprint = fields.String(load_default=None, allow_none=True,
+                                         validate=validate.Regexp(r"^SHA256:[A-Za-z0-9+/]{43}=?$",
+                                                                  error="expected SHA256:<base64>, as ssh-keygen -lf prints it"))
+
+
+class SftpPatch(Base):
+    host_key_fingerprint = fields.String(required=True, allow_none=True,
+                                         validate=validate.Regexp(r"^SHA256:[A-Za-z0-9+/]{43}=?$",
+                                                                  error="expected SHA256:<base64>, as ssh-keygen -lf prints it"))
 
 
 class DataSourceIn(Base):
@@ -190,6 +201,7 @@ class DataSourceIn(Base):
 class DataSourcePatch(Base):
     name = fields.String(validate=validate.Length(min=1, max=200))
     mapping = fields.Nested(Mapping)
+    sftp = fields.Nested(SftpPatch)
 
 
 class SyncIn(Base):

@@ -1,9 +1,10 @@
 """The contacts service (nameko entrypoints; thin): contacts, imports, tags, segments, consent."""
 import logging
+import time
 
 import eventlet
 
-from nameko.events import event_handler
+from services.common.events import event_handler  # requeues on failure, see there
 from nameko.dependency_providers import Config
 from nameko.rpc import RpcProxy, rpc
 
@@ -19,6 +20,7 @@ from services.contacts import normalize
 
 log = logging.getLogger(__name__)
 FALLBACK = {"default_country": "US", "default_timezone": "UTC"}
+SYNC_WAIT = 25  # seconds an in-request import waits for the worker (RPC timeout is 30)
 
 
 class ContactsService(base.ServiceBase):
@@ -142,49 +144,33 @@ class ContactsService(base.ServiceBase):
                     data["mapping"] = sources.check_mapping(source)
         if not data.get("mapping"):
             raise Invalid("no mapping", errors={"mapping": ["give the column mapping"]})
-        if data["mode"] == "job":
-            with self.db.transaction() as tx:
-                import_id, upload = imports.create_import(tx, ctx, data)
+        with self.db.transaction() as tx:
+            import_id, upload = imports.create_import(tx, ctx, data, defaults)
+            if data["mode"] == "job":
                 tx.emit("import_requested", {"org_id": ctx["org_id"], "import_id": str(import_id),
                                              "defaults": defaults})
                 return imports.import_out(tx, ctx, import_id)
-        with self.db.transaction() as tx:
-            import_id, _ = imports.create_import(tx, ctx, data)
-            tx.execute("UPDATE imports SET status = 'running' WHERE id = %s", (import_id,))
-            imports.run_import(tx, ctx, import_id, defaults, spawn=eventlet.spawn,
-                               reading=self.db.transaction)
-            return imports.import_out(tx, ctx, import_id)
+        # Sync: the import worker runs it (its own process, see import_worker.py); this green
+        # thread only waits for the outcome, so the hub stays free meanwhile.
+        deadline = time.monotonic() + SYNC_WAIT
+        while True:
+            eventlet.sleep(0.05)
+            with self.db.transaction() as tx:
+                out = imports.import_out(tx, ctx, import_id)
+            if out["status"] == "failed":
+                # In the request a bad file is a 400, as before; nothing was written.
+                raise Invalid(out["error"] or "the import failed",
+                              errors={"file": [out["error"] or "the import failed"]})
+            if out["status"] == "completed" or time.monotonic() > deadline:
+                return out
 
     @event_handler("contacts", "import_requested")
     def run_import_job(self, payload):
-        ctx = {"org_id": payload["org_id"]}
+        """The import worker runs queued imports (woken by NOTIFY when they are queued); a
+        redelivered or relayed event only wakes it again."""
         with self.db.transaction() as tx:
-            if not tx.first_time(payload["event_id"], "contacts.run_import_job"):
-                return
-            tx.execute("UPDATE imports SET status = 'running' WHERE id = %s AND status = 'queued'",
-                       (payload["import_id"],))
-        with self.db.transaction() as tx:
-            imp = tx.one("SELECT upload_id FROM imports WHERE id = %s", (payload["import_id"],))
-            total = imports.estimate_records(tx, imp["upload_id"])
-            tx.execute("UPDATE imports SET rows_total = %s WHERE id = %s", (total, payload["import_id"]))
-
-        def progress(done, counts):
-            # Its own short transaction, so the API sees progress while the import runs.
-            from psycopg2.extras import Json
-            with self.db.transaction() as ptx:
-                ptx.execute("UPDATE imports SET rows_done = %s, counts = %s WHERE id = %s",
-                            (done, Json(counts), payload["import_id"]))
-
-        try:
-            with self.db.transaction() as tx:
-                imports.run_import(tx, ctx, payload["import_id"], payload["defaults"], progress,
-                                   spawn=eventlet.spawn, reading=self.db.transaction)
-        except Exception as err:
-            log.exception("import %s failed", payload["import_id"])
-            message = err.message if hasattr(err, "message") else "the import failed"
-            with self.db.transaction() as tx:
-                tx.execute("UPDATE imports SET status = 'failed', error = %s, finished_at = now()"
-                           " WHERE id = %s", (message, payload["import_id"]))
+            if tx.first_time(payload["event_id"], "contacts.run_import_job"):
+                imports.wake_worker(tx)
 
     @rpc
     def get_import(self, ctx, import_id):
@@ -236,6 +222,8 @@ class ContactsService(base.ServiceBase):
                 tx.execute("UPDATE data_sources SET name = %s WHERE id = %s", (data["name"], row["id"]))
             if "mapping" in data:
                 tx.execute("UPDATE data_sources SET mapping = %s WHERE id = %s", (Json(data["mapping"]), row["id"]))
+            if "sftp" in data:
+                sources.pin_host_key(tx, ctx, row, data["sftp"]["host_key_fingerprint"])
             return sources.source_out(sources.get(tx, ctx, row["id"]))
 
     @rpc
@@ -287,7 +275,8 @@ class ContactsService(base.ServiceBase):
         for upload_id in uploads:
             with self.db.transaction() as tx:
                 import_id, _ = imports.create_import(tx, ctx, {
-                    "upload_id": upload_id, "mapping": mapping, "data_source_id": row["id"]})
+                    "upload_id": upload_id, "mapping": mapping, "data_source_id": row["id"]},
+                    defaults)
                 tx.emit("import_requested", {"org_id": ctx["org_id"], "import_id": str(import_id),
                                              "defaults": defaults})
                 queued.append(imports.import_out(tx, ctx, import_id))

@@ -47,7 +47,8 @@ def create(tx, ctx, data, secret_key):
         if missing:
             raise Invalid("incomplete SFTP settings", errors={f"sftp.{k}": ["required"] for k in missing})
         settings = {"host": sftp["host"], "port": int(sftp.get("port") or 22),
-                    "username": sftp["username"], "path": sftp.get("path") or "."}
+                    "username": sftp["username"], "path": sftp.get("path") or ".",
+                    "host_key_fingerprint": _fingerprint_form(sftp.get("host_key_fingerprint"))}
         if sftp.get("password"):
             settings["password_encrypted"] = _fernet(secret_key).encrypt(sftp["password"].encode()).decode()
     row = tx.one("INSERT INTO data_sources (id, org_id, kind, name, mapping, settings)"
@@ -55,6 +56,25 @@ def create(tx, ctx, data, secret_key):
                  (new_id(), ctx["org_id"], data["kind"], data["name"], Json(data.get("mapping") or {}),
                   Json(settings)))
     return source_out(row)
+
+
+def _fingerprint_form(value):
+    """OpenSSH prints SHA256 fingerprints without base64 padding; accept it either way."""
+    return value.rstrip("=") if value else None
+
+
+def pin_host_key(tx, ctx, row, fingerprint):
+    """Records (or clears, with None) the SFTP server host key fingerprint the source trusts."""
+    if row["kind"] != "sftp":
+        raise Invalid("not an SFTP source", errors={"sftp": ["only SFTP sources have a host key"]})
+    settings = dict(row["settings"] or {}, host_key_fingerprint=_fingerprint_form(fingerprint))
+    tx.execute("UPDATE data_sources SET settings = %s WHERE id = %s", (Json(settings), row["id"]))
+
+
+def fingerprint(key):
+    """OpenSSH's form of a host key fingerprint: SHA256:<base64 without padding>."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
 def get(tx, ctx, source_id):
@@ -93,10 +113,36 @@ class Sftp:
         self.transport = paramiko.Transport((s["host"], int(s.get("port") or 22)))
         self.transport.banner_timeout = timeout
         try:
-            self.transport.connect(username=s["username"], password=password)
-        except (paramiko.SSHException, OSError) as err:
+            self.transport.start_client(timeout=timeout)
+            # The host key is checked before the password is sent: a server we have not
+            # confirmed never sees it.
+            key = self.transport.get_remote_server_key()
+            presented = fingerprint(key)
+            expected = s.get("host_key_fingerprint")
+            if not expected:
+                raise Invalid(
+                    "the SFTP server's host key is not confirmed yet",
+                    errors={"sftp.host_key_fingerprint": [
+                        f"the server presented the {key.get_name()} key {presented}; if that is "
+                        "your server's key, save this fingerprint on the data source"]},
+                    presented_fingerprint=presented)
+            if presented != expected:
+                raise Invalid(
+                    "the SFTP server's host key does not match the confirmed one",
+                    errors={"sftp.host_key_fingerprint": [
+                        f"expected {expected}, the server presented the {key.get_name()} key "
+                        f"{presented}: the server was reinstalled, or someone is in between; "
+                        "check with its administrator before saving the new fingerprint"]},
+                    presented_fingerprint=presented)
+            if password is not None:
+                self.transport.auth_password(s["username"], password)
+            else:
+                self.transport.auth_none(s["username"])
+        except (paramiko.SSHException, OSError, Invalid) as err:
             self.transport.close()
             self.transport.join(5)
+            if isinstance(err, Invalid):
+                raise
             raise Invalid("cannot sign in to the SFTP server", errors={"sftp": [type(err).__name__ + ": " + str(err)[:200]]})
         self.client = paramiko.SFTPClient.from_transport(self.transport)
 

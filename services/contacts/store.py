@@ -2,7 +2,6 @@
 import json
 import uuid
 
-from psycopg2.extras import Json
 
 from services.common.errors import NotFound
 
@@ -26,90 +25,6 @@ def new_id():
 class ContactStore:
     def __init__(self, tx, org_id):
         self.tx, self.org_id = tx, org_id
-
-    # -- import support -------------------------------------------------------------------
-    def match_contacts(self, emails, phones):
-        """{("e", email) | ("p", phone): row with tag_titles and unsubscribed} for existing ones."""
-        found = {}
-        if not emails and not phones:
-            return found
-        rows = self.tx.all(
-            f"SELECT c.id, c.name, c.first_name, c.last_name, c.email, c.phone, c.phone_extension,"
-            f" c.timezone, c.custom, {UNSUB_SQL},"
-            " ARRAY(SELECT lower(t.title) FROM contact_tags ct JOIN tags t ON t.id = ct.tag_id"
-            "       WHERE ct.contact_id = c.id) AS tag_titles"
-            " FROM contacts c WHERE c.org_id = %s AND (c.email = ANY(%s) OR"
-            " (c.phone = ANY(%s)))",
-            (self.org_id, emails, phones))
-        for r in rows:
-            r = _import_row(r)
-            if r["email"] and r["email"] in emails:
-                found[("e", r["email"])] = r
-            if r["phone"] and r["phone"] in phones:
-                found.setdefault(("p", r["phone"]), r)
-        return found
-
-    def contacts_by_id(self, ids):
-        if not ids:
-            return {}
-        rows = self.tx.all(
-            f"SELECT c.id, c.name, c.first_name, c.last_name, c.email, c.phone, c.phone_extension,"
-            f" c.timezone, c.custom, {UNSUB_SQL},"
-            " ARRAY(SELECT lower(t.title) FROM contact_tags ct JOIN tags t ON t.id = ct.tag_id"
-            "       WHERE ct.contact_id = c.id) AS tag_titles"
-            " FROM contacts c WHERE c.org_id = %s AND c.id = ANY(%s::uuid[])",
-            (self.org_id, [str(i) for i in ids]))
-        return {r["id"]: _import_row(r) for r in rows}
-
-    def insert_contacts(self, candidates):
-        """New contacts in one statement: the batch travels as one JSON document that
-        json_to_recordset unpacks server-side. (COPY would be the usual bulk path, but psycopg2
-        refuses COPY under eventlet's wait callback; this costs about the same.)"""
-        if not candidates:
-            return []
-        ids = [new_id() for _ in candidates]
-        rows = []
-        for i, c in zip(ids, candidates):
-            v = c.values
-            rows.append({"id": str(i), "name": v.get("name"), "first_name": v.get("first_name"),
-                         "last_name": v.get("last_name"), "email": v.get("email"),
-                         "phone": v.get("phone"), "phone_extension": v.get("phone_extension"),
-                         "timezone": v.get("timezone"), "custom": c.custom})
-        self.tx.execute(
-            "INSERT INTO contacts (id, org_id, name, first_name, last_name, email, phone,"
-            " phone_extension, timezone, custom)"
-            " SELECT r.id, %s, r.name, r.first_name, r.last_name, r.email, r.phone,"
-            " r.phone_extension, r.timezone, COALESCE(r.custom, '{}'::jsonb)"
-            " FROM json_to_recordset(%s::json) AS r (id uuid, name text, first_name text,"
-            " last_name text, email text, phone text, phone_extension text, timezone text,"
-            " custom jsonb)",
-            (self.org_id, json.dumps(rows, ensure_ascii=False)))
-        return ids
-
-    def update_contacts(self, updates):
-        """updates: [(contact_id, {field: value})]; one statement per batch."""
-        if not updates:
-            return
-        fields = ("name", "first_name", "last_name", "email", "phone", "phone_extension",
-                  "timezone")
-        rows = []
-        for cid, changed in updates:
-            rows.append((cid,) + tuple(changed.get(f) for f in fields)
-                        + (Json(changed["custom"]) if "custom" in changed else None,))
-        sets = ", ".join(f"{f} = COALESCE(v.{f}, c.{f})" for f in fields)
-        self._update_rows(sets, rows)
-
-    def _update_rows(self, sets, rows):
-        from psycopg2.extras import execute_values
-        cur = self.tx.cursor()
-        execute_values(
-            cur,
-            f"UPDATE contacts c SET {sets}, custom = COALESCE(v.custom, c.custom),"
-            " updated_at = now()"
-            " FROM (VALUES %s) AS v (id, name, first_name, last_name, email, phone,"
-            " phone_extension, timezone, custom) WHERE c.id = v.id AND c.org_id = "
-            + cur.mogrify("%s", (self.org_id,)).decode(),
-            rows, template="(%s::uuid, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)", page_size=1000)
 
     def link_tags(self, links):
         """links: [(contact_id, [titles])]: creates missing contact tags, then links them."""
@@ -160,19 +75,6 @@ class ContactStore:
                   detail) for r in rows])
         return rows
 
-    def record_outcomes(self, outcomes):
-        if not outcomes or not getattr(self, "import_id", None):
-            return
-        rows = [{"record": o.record, "outcome": o.outcome,
-                 "contact_id": str(o.contact_id) if o.contact_id else None, "reason": o.reason,
-                 "merged_into": o.merged_into, "warnings": o.warnings or None} for o in outcomes]
-        self.tx.execute(
-            "INSERT INTO import_rows (import_id, record, outcome, contact_id, reason, merged_into,"
-            " warnings) SELECT %s, r.record, r.outcome, r.contact_id, r.reason, r.merged_into,"
-            " r.warnings FROM json_to_recordset(%s::json) AS r (record int, outcome text,"
-            " contact_id uuid, reason text, merged_into int, warnings jsonb)",
-            (str(self.import_id), json.dumps(rows, ensure_ascii=False)))
-
     # -- contacts ---------------------------------------------------------------------------
     def get_contact(self, contact_id):
         row = self.tx.one(
@@ -201,15 +103,6 @@ class ContactStore:
 
 def _prefixed():
     return ", ".join(f"c.{c.strip()}" for c in CONTACT_COLUMNS.split(","))
-
-
-def _import_row(r):
-    r = dict(r)
-    r["unsubscribed"] = {"email": r.pop("unsub_email"), "sms": r.pop("unsub_sms"),
-                         "phone": r.pop("unsub_phone")}
-    r["tag_titles"] = set(r.get("tag_titles") or [])
-    r["custom"] = r.get("custom") or {}
-    return r
 
 
 def dumps(value):

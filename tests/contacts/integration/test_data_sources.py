@@ -29,6 +29,9 @@ class SftpServer:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
+        self.host_key = asyncssh.generate_private_key("ssh-ed25519")
+        self.fingerprint = self.host_key.get_fingerprint("sha256")
+        self.password_attempts = 0
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         threading.Thread(target=self._run, daemon=True).start()
@@ -37,6 +40,7 @@ class SftpServer:
     def _run(self):
         asyncio.set_event_loop(self.loop)
         root = self.root
+        server = self
 
         class Server(asyncssh.SSHServer):
             def begin_auth(self, username):
@@ -46,11 +50,12 @@ class SftpServer:
                 return True
 
             def validate_password(self, username, password):
+                server.password_attempts += 1
                 return username == USER and password == PASSWORD
 
         async def start():
             self.server = await asyncssh.create_server(
-                Server, "127.0.0.1", self.port, server_host_keys=[asyncssh.generate_private_key("ssh-ed25519")],
+                Server, "127.0.0.1", self.port, server_host_keys=[self.host_key],
                 sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=root))
             self.ready.set()
 
@@ -91,7 +96,7 @@ def test_sftp_source_lists_csv_files_and_imports_the_chosen_one(owner, sftp):
     created = owner.post("/api/v1/data-sources", json={
         "kind": "sftp", "name": "Trade show drop", "mapping": HANDMADE,
         "sftp": {"host": "127.0.0.1", "port": sftp.port, "username": USER, "password": PASSWORD,
-                 "path": "/exports"}})
+                 "path": "/exports", "host_key_fingerprint": sftp.fingerprint}})
     assert created.status_code == 201, created.text
     source = created.json()
     assert PASSWORD not in str(source) and source["settings"]["password_set"] is True
@@ -114,9 +119,45 @@ def test_sftp_source_with_a_wrong_password_says_so(owner, sftp):
     source = owner.post("/api/v1/data-sources", json={
         "kind": "sftp", "name": "Wrong", "mapping": HANDMADE,
         "sftp": {"host": "127.0.0.1", "port": sftp.port, "username": USER, "password": "nope",
-                 "path": "/exports"}}).json()
+                 "path": "/exports", "host_key_fingerprint": sftp.fingerprint}}).json()
     resp = owner.get(f"/api/v1/data-sources/{source['id']}/files")
     assert resp.status_code == 400 and "sign in" in resp.json()["message"]
+
+
+def test_sftp_source_refuses_an_unconfirmed_host_key_until_its_fingerprint_is_saved(owner, sftp):
+    sftp.put("tradeshow.csv", read_fixture("contacts", "tradeshow_leads_handmade.csv"))
+    source = owner.post("/api/v1/data-sources", json={
+        "kind": "sftp", "name": "New server", "mapping": HANDMADE,
+        "sftp": {"host": "127.0.0.1", "port": sftp.port, "username": USER, "password": PASSWORD,
+                 "path": "/exports"}}).json()
+    first = owner.get(f"/api/v1/data-sources/{source['id']}/files")
+    assert first.status_code == 400, first.text
+    body = first.json()
+    assert "not confirmed" in body["message"]
+    assert sftp.fingerprint in body["errors"]["sftp.host_key_fingerprint"][0]
+    assert sftp.password_attempts == 0  # the password never went to an unconfirmed server
+    pinned = owner.patch(f"/api/v1/data-sources/{source['id']}",
+                         json={"sftp": {"host_key_fingerprint": sftp.fingerprint}})
+    assert pinned.status_code == 200, pinned.text
+    assert pinned.json()["settings"]["host_key_fingerprint"] == sftp.fingerprint
+    files = owner.get(f"/api/v1/data-sources/{source['id']}/files")
+    assert files.status_code == 200, files.text
+    assert [f["name"] for f in files.json()["files"]] == ["tradeshow.csv"]
+
+
+def test_sftp_source_refuses_a_server_whose_host_key_changed(owner, sftp):
+    other = asyncssh.generate_private_key("ssh-ed25519").get_fingerprint("sha256")
+    source = owner.post("/api/v1/data-sources", json={
+        "kind": "sftp", "name": "Moved server", "mapping": HANDMADE,
+        "sftp": {"host": "127.0.0.1", "port": sftp.port, "username": USER, "password": PASSWORD,
+                 "path": "/exports", "host_key_fingerprint": other}}).json()
+    for resp in (owner.get(f"/api/v1/data-sources/{source['id']}/files"),
+                 owner.post(f"/api/v1/data-sources/{source['id']}/sync", json={"files": ["x.csv"]})):
+        assert resp.status_code == 400, resp.text
+        assert "does not match" in resp.json()["message"]
+        message = resp.json()["errors"]["sftp.host_key_fingerprint"][0]
+        assert other in message and sftp.fingerprint in message
+    assert sftp.password_attempts == 0
 
 
 def test_file_source_keeps_its_mapping_and_history(owner):

@@ -94,3 +94,25 @@ def test_the_fast_phone_path_agrees_with_libphonenumber(raw, region):
         expected = None
     got = n.phone(raw, region).value
     assert (got[0] if got else None) == expected
+
+
+def test_the_compiled_region_rules_agree_with_libphonenumber_on_many_numbers():
+    """The import's phone fast path checks validity with each region's rules compiled once; on
+    8,000 generated numbers across 40 regions it answers exactly as libphonenumber does."""
+    import random
+
+    import phonenumbers
+    rnd = random.Random(4)
+    regions = sorted(phonenumbers.SUPPORTED_REGIONS)[::6] + ["US", "GB", "DE", "FR", "CA", "BR", "IN"]
+    checked = valid = 0
+    for region in regions:
+        code = phonenumbers.country_code_for_region(region)
+        for _ in range(200):
+            national = str(rnd.randint(1, 9)) + "".join(str(rnd.randint(0, 9))
+                                                        for _ in range(rnd.randint(5, 11)))
+            number = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+            expected = phonenumbers.is_valid_number_for_region(number, region)
+            assert n._valid_for_region(national, region) == expected, (region, national)
+            checked += 1
+            valid += expected
+    assert checked >= 8000 and valid > 100  # enough valid ones to mean something

@@ -1,0 +1,213 @@
+"""The contacts import worker: a plain OS process (no eventlet, no nameko) that runs queued imports.
+
+    python -m services.contacts.import_worker            # the Procfile's `importer` entry
+
+The contacts service only records an import (status `queued`) and NOTIFYs `contacts_imports`;
+this process claims it and runs it with COPY and set-based SQL (services/contacts/bulk.py), so a
+CPU-bound import never stalls the service's eventlet hub (AMQP heartbeats, other RPCs).
+
+Claiming: a job is owned by whoever holds the session advisory lock keyed by its id, taken on a
+connection kept open for the job's duration. A worker that dies loses its connection, so the lock
+goes with it and a job left `running` is claimed again (by another worker or this one restarted)
+and re-run from the start: its work was one transaction, rolled back when the worker died.
+Up to IMPORT_WORKER_JOBS (default 2) imports run at once, each in its own thread, so a small
+in-request import does not wait behind a large job. Files from 1 MB normalise their records in a
+pool of IMPORT_NORMALISERS processes (default: one per core) while this one reads, deduplicates
+and COPYs."""
+import logging
+import multiprocessing
+import os
+import select
+import signal
+import threading
+import time
+
+import psycopg2
+import psycopg2.extras
+
+from services.common.config import database_url, load_config
+from services.contacts import bulk, imports
+
+log = logging.getLogger("services.contacts.import_worker")
+CHANNEL = "contacts_imports"
+POLL_SECONDS = 2.0
+PROGRESS_EVERY = 0.25  # seconds between progress writes
+LOCK_SQL = "SELECT pg_try_advisory_lock(hashtextextended(%s::text, 7))"
+
+psycopg2.extras.register_uuid()
+
+
+# An import's connection: temporary tables held in memory, hash joins and sorts of a whole file
+# in memory, and no JIT (compiling the merge statements costs seconds and saves nothing here).
+JOB_OPTIONS = "-c temp_buffers=256MB -c work_mem=64MB -c jit=off"
+
+
+class Tx:
+    """The SQL helpers of services.common.db.Tx the import code uses, without importing nameko
+    (and eventlet) into this process and its normalising pool."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def cursor(self):
+        return self.conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
+
+    def execute(self, sql, params=None):
+        cur = self.cursor()
+        cur.execute(sql, params)
+        return cur
+
+    def one(self, sql, params=None):
+        return self.execute(sql, params).fetchone()
+
+    def all(self, sql, params=None):
+        return self.execute(sql, params).fetchall()
+
+
+def connect(dsn, job=False):
+    return psycopg2.connect(dsn, options="-c search_path=contacts" + (" " + JOB_OPTIONS if job else ""))
+
+
+class Worker:
+    def __init__(self, dsn, jobs=2, pool=None):
+        self.dsn = dsn
+        self.pool = pool
+        self.slots = threading.Semaphore(jobs)
+        self.running = set()
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+
+    # -- the loop -------------------------------------------------------------------------------
+    def serve(self):
+        listen = connect(self.dsn)
+        listen.autocommit = True
+        listen.cursor().execute(f"LISTEN {CHANNEL}")
+        log.info("import worker ready")
+        while not self.stopping.is_set():
+            self.claim_all()
+            if select.select([listen], [], [], POLL_SECONDS) != ([], [], []):
+                listen.poll()
+                listen.notifies.clear()
+        listen.close()
+
+    def claim_all(self):
+        """Starts every claimable job (queued, or running with no live owner) while slots last."""
+        try:
+            conn = connect(self.dsn)
+        except psycopg2.OperationalError as err:
+            log.warning("database unavailable: %s", err)
+            return
+        try:
+            conn.autocommit = True
+            cur = conn.cursor()
+            cur.execute("SELECT id FROM imports WHERE status IN ('queued', 'running')"
+                        " ORDER BY created_at, id LIMIT 50")
+            ids = [r[0] for r in cur.fetchall()]
+        finally:
+            conn.close()
+        for import_id in ids:
+            with self.lock:
+                if import_id in self.running:
+                    continue
+            if not self.slots.acquire(blocking=False):
+                return
+            owner = connect(self.dsn)
+            owner.autocommit = True
+            cur = owner.cursor()
+            cur.execute(LOCK_SQL, (str(import_id),))
+            if not cur.fetchone()[0]:
+                owner.close()
+                self.slots.release()
+                continue
+            with self.lock:
+                self.running.add(import_id)
+            threading.Thread(target=self._job, args=(owner, import_id), daemon=True).start()
+
+    def _job(self, owner, import_id):
+        try:
+            run_job(self.dsn, owner, import_id, self.pool)
+        except Exception:
+            log.exception("import %s: worker error", import_id)
+        finally:
+            owner.close()  # releases the advisory lock
+            with self.lock:
+                self.running.discard(import_id)
+            self.slots.release()
+
+
+def run_job(dsn, owner, import_id, pool=None):
+    """Runs one claimed import. `owner` (autocommit, holding the job's lock) writes the status
+    and progress the API shows while the import's own transaction is still open."""
+    ocur = owner.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
+    ocur.execute("SELECT * FROM imports WHERE id = %s", (import_id,))
+    imp = ocur.fetchone()
+    if imp is None or imp["status"] not in ("queued", "running"):
+        return  # finished meanwhile (another worker) or deleted
+    if imp["status"] == "running":
+        log.warning("import %s was left running by a worker that stopped: running it again", import_id)
+    started = time.monotonic()
+    conn = connect(dsn, job=True)
+    try:
+        tx = Tx(conn)
+        total = imports.estimate_records(tx, imp["upload_id"]) if imp["upload_id"] else 0
+        conn.commit()
+        ocur.execute("UPDATE imports SET status = 'running', rows_total = %s, rows_done = 0"
+                     " WHERE id = %s", (total, import_id))
+        last = [0.0]
+
+        def progress(done):
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_EVERY:
+                last[0] = now
+                ocur.execute("UPDATE imports SET rows_done = %s,"
+                             " rows_total = GREATEST(rows_total, %s) WHERE id = %s",
+                             (done, done, import_id))
+
+        try:
+            if imp["upload_id"] is None:
+                raise imports.Invalid("the uploaded file is gone", errors={"upload_id": ["deleted"]})
+            defaults = imp.get("defaults") or {"default_country": "US"}
+            size = tx.one("SELECT size FROM uploads WHERE id = %s", (imp["upload_id"],))["size"]
+            counts = bulk.run(tx, imp, defaults, imports.chunks(tx, imp["upload_id"]), progress,
+                              pool if size >= bulk.PARALLEL_BYTES else None)
+            imports.finish(tx, imp, counts)
+            conn.commit()
+        except Exception as err:
+            conn.rollback()
+            if not isinstance(err, imports.Invalid):
+                log.exception("import %s failed", import_id)
+            message = getattr(err, "message", None) or "the import failed"
+            details = [m for ms in (getattr(err, "errors", None) or {}).values()
+                       for m in (ms if isinstance(ms, list) else [ms])]
+            if details:
+                message = f"{message}: {'; '.join(str(d) for d in details)}"[:1000]
+            ocur.execute("UPDATE imports SET status = 'failed', error = %s, finished_at = now()"
+                         " WHERE id = %s", (message, import_id))
+            return
+        log.info("import %s: %s records in %.2f s", import_id, counts["records"],
+                 time.monotonic() - started)
+    finally:
+        conn.close()
+
+
+def main():
+    config = load_config()
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # Normalising processes, forked now: before any thread or database connection exists.
+    processes = int(os.environ.get("IMPORT_NORMALISERS", str(os.cpu_count() or 2)))
+    pool = multiprocessing.get_context("fork").Pool(processes) if processes > 1 else None
+    worker = Worker(database_url(config, "contacts"), int(os.environ.get("IMPORT_WORKER_JOBS", "2")),
+                    pool)
+
+    def stop(signum, frame):
+        worker.stopping.set()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    worker.serve()
+
+
+if __name__ == "__main__":
+    main()

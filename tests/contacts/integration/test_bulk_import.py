@@ -1,0 +1,124 @@
+"""The set-based import (services/contacts/bulk.py) straight against the stack's PostgreSQL: what
+the import worker runs. Dedupe inside the file and against existing contacts, re-imports, and the
+same outcomes whichever way the records are batched or normalised (in this process or a pool)."""
+import multiprocessing
+import uuid
+
+import pytest
+from psycopg2.extras import Json, RealDictCursor
+
+from services.common.db import Tx
+from services.contacts import bulk, imports
+
+CSV = (b"email,name,phone,sms stop,plan\n"
+       b"ana@example.com,Ana,(202) 555-0143,,gold\n"
+       b"ANA@example.com ,,,yes,\n"
+       b",Laura,+1 202 555 0106,,\n"
+       b",Nobody,555-0144,,\n"
+       b",Laura again,(202) 555-0106,,silver\n")
+MAP = {"email": "email", "name": "name", "phone": "phone", "unsubscribe": {"sms": "sms stop"},
+       "custom": "rest"}
+
+
+@pytest.fixture
+def db(stack):
+    conn = stack.db("contacts")
+    yield conn
+    conn.close()
+
+
+def run(conn, org, data, mapping, pool=None):
+    """Stores `data` as an upload and imports it with bulk.run; -> (counts, import id)."""
+    tx = Tx(conn)
+    upload_id, import_id = uuid.uuid4(), uuid.uuid4()
+    tx.execute("INSERT INTO uploads (id, org_id, filename, kind, size, chunks) VALUES (%s, %s, 'f.csv', 'csv', %s, 1)",
+               (upload_id, org, len(data)))
+    tx.execute("INSERT INTO upload_chunks VALUES (%s, 0, %s)", (upload_id, data))
+    tx.execute("INSERT INTO imports (id, org_id, upload_id, mapping) VALUES (%s, %s, %s, %s)",
+               (import_id, org, upload_id, Json(mapping)))
+    imp = tx.one("SELECT * FROM imports WHERE id = %s", (import_id,))
+    counts = bulk.run(tx, imp, {"default_country": "US"}, imports.chunks(tx, upload_id), pool=pool)
+    imports.finish(tx, imp, counts)
+    conn.commit()
+    return counts, import_id
+
+
+def contacts(conn, org):
+    with conn.cursor(cursor_factory=RealDictCursor) as cur:
+        cur.execute("SELECT * FROM contacts WHERE org_id = %s ORDER BY created_at, id", (org,))
+        return cur.fetchall()
+
+
+def outcomes(conn, import_id):
+    with conn.cursor() as cur:
+        cur.execute("SELECT record, outcome, merged_into, reason FROM import_rows WHERE import_id = %s"
+                    " ORDER BY record", (import_id,))
+        return cur.fetchall()
+
+
+def test_records_of_one_person_merge_fill_only_and_unusable_ones_are_rejected(db):
+    org = uuid.uuid4()
+    counts, import_id = run(db, org, CSV, MAP)
+    assert (counts["created"], counts["merged"], counts["rejected"], counts["records"]) == (2, 2, 1, 5)
+    ana = next(c for c in contacts(db, org) if c["email"] == "ana@example.com")
+    assert (ana["name"], ana["phone"], ana["custom"]) == ("Ana", "+12025550143", {"plan": "gold"})
+    laura = next(c for c in contacts(db, org) if c["phone"] == "+12025550106")
+    assert laura["name"] == "Laura" and laura["custom"] == {"plan": "silver"}
+    assert outcomes(db, import_id) == [
+        (1, "created", None, None), (2, "merged", 1, None), (3, "created", None, None),
+        (4, "rejected", None, "no e-mail and invalid phone '555-0144' for region US: dropped"),
+        (5, "merged", 3, None)]
+    with db.cursor() as cur:
+        cur.execute("SELECT channel, identifier, source FROM unsubscribes WHERE org_id = %s", (org,))
+        assert cur.fetchall() == [("sms", "+12025550143", "import")]
+        cur.execute("SELECT count(*) FROM unsubscribe_history WHERE org_id = %s", (org,))
+        assert cur.fetchone()[0] == 1
+
+
+def test_reimport_updates_nothing_and_a_changed_value_updates(db):
+    org = uuid.uuid4()
+    run(db, org, CSV, MAP)
+    counts, _ = run(db, org, CSV, MAP)
+    assert (counts["created"], counts["updated"], counts["unchanged"], counts["merged"]) == (0, 0, 2, 2)
+    counts, import_id = run(db, org, b"email,name,vip\nana@example.com,Ana Souza,\n",
+                            {"email": "email", "name": "name", "custom": "rest"})
+    assert (counts["updated"], counts["unchanged"]) == (1, 0)
+    ana = next(c for c in contacts(db, org) if c["email"] == "ana@example.com")
+    # the new value overwrote; the empty cell cleared nothing; custom data kept
+    assert (ana["name"], ana["phone"], ana["custom"]) == ("Ana Souza", "+12025550143", {"plan": "gold"})
+    counts, _ = run(db, org, b"email,tags\nana@example.com,Donor\n", {"email": "email", "tags": "tags"})
+    assert counts["updated"] == 1
+    counts, _ = run(db, org, b"email,tags\nana@example.com,donor\n", {"email": "email", "tags": "tags"})
+    assert counts["unchanged"] == 1  # the same tag, whatever its case, is nothing new
+
+
+def test_outcomes_do_not_depend_on_batching_or_on_normalising_in_a_pool(db, monkeypatch):
+    lines = [b"email,name,phone,plan"]
+    for i in range(1200):
+        # every 7th record repeats an earlier person (by e-mail, or phone-only by phone)
+        if i % 7 == 6:
+            lines.append(b"p%d@example.com,,,late-%d" % (i - 3, i))
+        elif i % 11 == 10:
+            lines.append(b",Phone Only %d,+1 202 555 %04d," % (i, i % 50))
+        else:
+            lines.append(b"p%d@example.com,P %d,+1 202 555 %04d,gold" % (i, i, 1000 + i))
+    data = b"\n".join(lines) + b"\n"
+    mapping = {"email": "email", "name": "name", "phone": "phone", "custom": "rest"}
+    org_a, org_b = uuid.uuid4(), uuid.uuid4()
+    counts_a, import_a = run(db, org_a, data, mapping)
+    monkeypatch.setattr(bulk, "STAGE_BATCH", 50)
+    pool = multiprocessing.get_context("fork").Pool(2)
+    try:
+        counts_b, import_b = run(db, org_b, data, mapping, pool=pool)
+    finally:
+        pool.close()
+        pool.join()
+    assert counts_a == counts_b
+    assert counts_a["merged"] > 100 and counts_a["records"] == 1200
+    assert outcomes(db, import_a) == outcomes(db, import_b)
+
+    def shape(org):
+        return sorted(repr((c["email"], c["phone"], c["name"], c["custom"])) for c in contacts(db, org))
+    assert shape(org_a) == shape(org_b)
+    p3 = next(c for c in contacts(db, org_a) if c["email"] == "p3@example.com")
+    assert p3["custom"] == {"plan": "gold"}  # the first record wins; a later one only fills gaps
