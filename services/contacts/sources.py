@@ -7,8 +7,9 @@ import hashlib
 import posixpath
 import stat
 
-from cryptography.fernet import Fernet, InvalidToken
 from psycopg2.extras import Json
+
+from services.common import crypto
 
 from services.common.errors import Invalid, NotFound
 from services.contacts import importer, reader
@@ -16,16 +17,6 @@ from services.contacts.store import new_id
 
 CHUNK = 1024 * 1024
 IMPORTABLE = (".csv", ".txt", ".xlsx")
-
-
-def _fernet(secret_key):
-    key = (secret_key or "").encode()
-    try:
-        if len(base64.urlsafe_b64decode(key)) == 32:
-            return Fernet(key)
-    except (ValueError, TypeError):
-        pass
-    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(key).digest()))
 
 
 def source_out(row):
@@ -39,7 +30,7 @@ def source_out(row):
             "last_result": row["last_result"], "created_at": row["created_at"].isoformat()}
 
 
-def create(tx, ctx, data, secret_key):
+def create(tx, ctx, data, config):
     settings = {}
     if data["kind"] == "sftp":
         sftp = data.get("sftp") or {}
@@ -50,7 +41,7 @@ def create(tx, ctx, data, secret_key):
                     "username": sftp["username"], "path": sftp.get("path") or ".",
                     "host_key_fingerprint": _fingerprint_form(sftp.get("host_key_fingerprint"))}
         if sftp.get("password"):
-            settings["password_encrypted"] = _fernet(secret_key).encrypt(sftp["password"].encode()).decode()
+            settings["password_encrypted"] = crypto.encrypt(sftp["password"], config)
     row = tx.one("INSERT INTO data_sources (id, org_id, kind, name, mapping, settings)"
                  " VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
                  (new_id(), ctx["org_id"], data["kind"], data["name"], Json(data.get("mapping") or {}),
@@ -98,15 +89,15 @@ def delete(tx, ctx, source_id):
 class Sftp:
     """A short SFTP session (paramiko) to one source's server."""
 
-    def __init__(self, row, secret_key, timeout=15):
+    def __init__(self, row, config, timeout=15):
         import paramiko
 
         s = row["settings"]
         password = None
         if s.get("password_encrypted"):
             try:
-                password = _fernet(secret_key).decrypt(s["password_encrypted"].encode()).decode()
-            except InvalidToken:
+                password = crypto.decrypt(s["password_encrypted"], config)
+            except crypto.CannotDecrypt:
                 raise Invalid("the stored SFTP password cannot be read with the current SECRET_KEY",
                               errors={"sftp.password": ["enter the password again"]})
         self.path = s.get("path") or "."

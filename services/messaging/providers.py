@@ -5,6 +5,7 @@ import json
 
 import psycopg2.errors
 
+from services.common import crypto
 from services.common.errors import Conflict, Invalid
 from services.messaging import settings, store
 
@@ -29,8 +30,8 @@ def secrets_of(row, secret_key):
     if not row or not row["secrets_enc"]:
         return {}
     try:
-        return json.loads(settings.fernet(secret_key).decrypt(row["secrets_enc"].encode()).decode())
-    except Exception:
+        return json.loads(crypto.decrypt(row["secrets_enc"], secret_key))
+    except (crypto.CannotDecrypt, ValueError):
         # Key rotated without re-entering the provider secrets: nothing verifies.
         return {}
 
@@ -48,8 +49,7 @@ def save(tx, org_id, provider, data, secret_key):
             secrets[name] = stored[name]
     config = {k: v for k, v in data.items()}
     _check(provider, config, secrets)
-    enc = settings.fernet(secret_key).encrypt(json.dumps(secrets).encode()).decode() \
-        if secrets else None
+    enc = crypto.encrypt(json.dumps(secrets), secret_key) if secrets else None
     route = {}
     if provider == "twilio":
         route = {"route_phone": config.get("phone_number"),

@@ -1,12 +1,9 @@
 """Email settings of an organization: sender identity, outgoing provider (SMTP, password encrypted
 at rest with Fernet keyed from SECRET_KEY, never returned), the inbound key, and what each
 channel still lacks before it can send."""
-import base64
-import hashlib
 import secrets
 
-from cryptography.fernet import Fernet, InvalidToken
-
+from services.common import crypto
 from services.common.errors import Invalid
 from services.messaging import store
 
@@ -18,25 +15,14 @@ def new_inbound_key():
     return secrets.token_urlsafe(24)
 
 
-def fernet(secret_key):
-    """SECRET_KEY may be a Fernet key itself; any other string is stretched into one."""
-    key = (secret_key or "").encode()
-    try:
-        if len(base64.urlsafe_b64decode(key)) == 32:
-            return Fernet(key)
-    except (ValueError, TypeError):
-        pass
-    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(key).digest()))
-
-
 def encrypt(secret_key, value):
-    return fernet(secret_key).encrypt(value.encode()).decode()
+    return crypto.encrypt(value, secret_key)
 
 
 def decrypt(secret_key, token):
     try:
-        return fernet(secret_key).decrypt(token.encode()).decode()
-    except (InvalidToken, AttributeError):
+        return crypto.decrypt(token, secret_key)
+    except crypto.CannotDecrypt:
         # Key rotated without re-encrypting: the provider must be configured again.
         raise Invalid("the stored SMTP password cannot be read with the current SECRET_KEY",
                       errors={"password": ["enter the SMTP password again"]})
