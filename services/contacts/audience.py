@@ -172,7 +172,10 @@ def update_segment(tx, ctx, segment_id, data):
     from psycopg2.extras import Json
     get_segment(tx, ctx, segment_id)
     if "rules" in data:
-        segments.validate(data["rules"])
+        try:
+            segments.validate(data["rules"])
+        except (KeyError, TypeError):
+            raise Invalid("invalid segment rules", errors={"rules": ["malformed rules"]})
         _check_tags(tx, ctx, data["rules"])
         data["rules"] = Json(data["rules"])
     if data:
@@ -193,18 +196,52 @@ def list_segments(tx, ctx):
         "SELECT * FROM segments WHERE org_id = %s ORDER BY created_at, id", (ctx["org_id"],))]
 
 
+def usable_rules(seg):
+    """A stored segment's rules, checked before they are evaluated: a rule saved before rules
+    were validated (or edited in the database) answers Invalid naming the segment and the rule,
+    never a database error."""
+    try:
+        return segments.validate(seg["rules"])
+    except Invalid as err:
+        named = "; ".join(f"{path}: {', '.join(map(str, msgs))}" for path, msgs in err.errors.items())
+        raise Invalid(f"segment {seg['name']!r} has an invalid rule ({named}); correct it with"
+                      f" PATCH /api/v1/segments/{seg['id']}", errors=err.errors,
+                      segment_id=str(seg["id"]))
+
+
+class evaluating:
+    """Runs a segment's SQL; a value PostgreSQL still refuses is the segment's fault (Invalid),
+    not a server error."""
+
+    def __init__(self, seg):
+        self.seg = seg
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, tb):
+        if kind is not None and issubclass(kind, pg_errors.DataError):
+            raise Invalid(f"segment {self.seg['name']!r} has a rule the database cannot evaluate;"
+                          f" correct it with PATCH /api/v1/segments/{self.seg['id']}",
+                          errors={"rules": [str(err).splitlines()[0]]},
+                          segment_id=str(self.seg["id"])) from None
+        return False
+
+
 def count_segment(tx, ctx, segment_id):
     seg = get_segment(tx, ctx, segment_id)
-    sql, params = segments.compile_rules(seg["rules"])
-    row = tx.one(f"SELECT count(*) AS n FROM contacts c WHERE c.org_id = %s AND ({sql})",
-                 [ctx["org_id"]] + params)
+    sql, params = segments.compile_rules(usable_rules(seg))
+    with evaluating(seg):
+        row = tx.one(f"SELECT count(*) AS n FROM contacts c WHERE c.org_id = %s AND ({sql})",
+                     [ctx["org_id"]] + params)
     return {"segment_id": str(seg["id"]), "count": row["n"]}
 
 
 def preview_segment(tx, ctx, segment_id, limit, defaults):
     seg = get_segment(tx, ctx, segment_id)
-    sql, params = segments.compile_rules(seg["rules"])
-    rows = ContactStore(tx, ctx["org_id"]).list_contacts(sql, params, None, limit)
+    sql, params = segments.compile_rules(usable_rules(seg))
+    with evaluating(seg):
+        rows = ContactStore(tx, ctx["org_id"]).list_contacts(sql, params, None, limit)
     return {"segment_id": str(seg["id"]),
             "contacts": [contact_rules.serialize(r, defaults.get("default_timezone")) for r in rows]}
 
@@ -212,16 +249,17 @@ def preview_segment(tx, ctx, segment_id, limit, defaults):
 def why(tx, ctx, segment_id, contact_id):
     seg = get_segment(tx, ctx, segment_id)
     ContactStore(tx, ctx["org_id"]).get_contact(contact_id)
-    leaves = segments.flatten(seg["rules"])
+    leaves = segments.flatten(usable_rules(seg))
     selects, params = [], []
     for i, (_, rule) in enumerate(leaves):
         sql, p = segments.compile_rule(rule)
         selects.append(f"COALESCE(({sql}), FALSE) AS r{i}")
         params += p
     whole, wp = segments.compile_rules(seg["rules"])
-    row = tx.one(f"SELECT {', '.join(selects)}, COALESCE(({whole}), FALSE) AS member"
-                 " FROM contacts c WHERE c.org_id = %s AND c.id = %s",
-                 params + wp + [ctx["org_id"], str(contact_id)])
+    with evaluating(seg):
+        row = tx.one(f"SELECT {', '.join(selects)}, COALESCE(({whole}), FALSE) AS member"
+                     " FROM contacts c WHERE c.org_id = %s AND c.id = %s",
+                     params + wp + [ctx["org_id"], str(contact_id)])
     titles = {str(r["id"]): r["title"] for r in tx.all("SELECT id, title FROM tags WHERE org_id = %s",
                                                        (ctx["org_id"],))}
     rules = []
@@ -239,7 +277,7 @@ def resolve(tx, ctx, q, default_timezone):
     """One keyset page of a segment's audience for a channel. Unreachable contacts come with a
     skip_reason and without the address of the channel they cannot be reached on."""
     seg = get_segment(tx, ctx, q["segment_id"])
-    sql, params = segments.compile_rules(seg["rules"], after=q.get("after"))
+    sql, params = segments.compile_rules(usable_rules(seg), after=q.get("after"))
     channel = q["channel"]
     args = [ctx["org_id"]] + params
     page = f"SELECT {_prefixed()}, {UNSUB_SQL} FROM contacts c WHERE c.org_id = %s AND ({sql})"
@@ -249,7 +287,8 @@ def resolve(tx, ctx, q, default_timezone):
     # Keyset on the (org_id, id) index: each page starts where the last ended, never an OFFSET.
     page += " ORDER BY c.id LIMIT %s"
     args.append(q["limit"])
-    rows = tx.all(page, args)
+    with evaluating(seg):
+        rows = tx.all(page, args)
     out = []
     for r in rows:
         address = r["email"] if channel == "email" else r["phone"]
@@ -260,11 +299,13 @@ def resolve(tx, ctx, q, default_timezone):
             reason = "no_email" if channel == "email" else "no_phone"
         elif unsub:
             reason = "unsubscribed"
+        elif channel == "email" and r["email_bounce"]:
+            reason = "undeliverable"
         else:
             reason = None
         reachable = reason is None
         active = r["active"]
-        email_ok = bool(active and not r["unsub_email"])
+        email_ok = bool(active and not r["unsub_email"] and not r["email_bounce"])
         if channel == "email":
             phone_ok = bool(active and not r["unsub_sms"] and not r["unsub_phone"])
         else:
@@ -302,6 +343,11 @@ def reachable(tx, ctx, channel, identifiers):
         "SELECT identifier FROM unsubscribes WHERE org_id = %s AND group_id IS NULL"
         " AND unsubscribed AND channel = %s AND identifier = ANY(%s)",
         (ctx["org_id"], channel, norms))}
+    if channel == "email":
+        # A hard bounce: nobody's address or a contact's, it cannot receive mail.
+        opted_out |= {r["identifier"] for r in tx.all(
+            "SELECT identifier FROM undeliverable WHERE org_id = %s AND channel = 'email'"
+            " AND identifier = ANY(%s)", (ctx["org_id"], norms))}
     known = {}
     for r in tx.all(
             f"SELECT c.{column} AS ident, bool_or({segments.reachable_sql(channel)}) AS ok"

@@ -149,6 +149,22 @@ def opt_out(tx, payload):
     return True
 
 
+def bounced(tx, payload):
+    """messaging.email_bounced: a hard bounce marks the address undeliverable for e-mail (the
+    sender's reachable() check and resolve_segment then skip it); a soft bounce (mailbox full,
+    greylisting) is temporary and blocks nothing. -> True when an address was marked."""
+    from services.contacts.contacts import mark_undeliverable
+    if payload["bounce_type"] != "hard" or (payload.get("channel") or "email") != "email":
+        return False
+    ident, problem = normalise_identifier("email", payload["identifier"])
+    if problem:
+        return False
+    mark_undeliverable(tx, payload["org_id"], "email", ident, payload.get("diagnostic"),
+                       str(payload["communication_id"]) if payload.get("communication_id") else None,
+                       payload.get("occurred_at"))
+    return True
+
+
 def group_out(r):
     return {"id": str(r["id"]), "channel": r["channel"], "name": r["name"],
             "description": r["description"], "created_at": r["created_at"].isoformat()}

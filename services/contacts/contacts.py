@@ -2,7 +2,7 @@
 from psycopg2 import errors as pg_errors
 from psycopg2.extras import Json
 
-from services.common.errors import Conflict, Invalid, NotFound
+from services.common.errors import Conflict, Forbidden, Invalid, NotFound
 from services.contacts import normalize, segments
 from services.contacts.store import ContactStore, new_id
 
@@ -10,6 +10,7 @@ from services.contacts.store import ContactStore, new_id
 def serialize(row, default_timezone=None):
     unsub = {"email": bool(row.get("unsub_email")), "sms": bool(row.get("unsub_sms")),
              "phone": bool(row.get("unsub_phone"))}
+    bounce = row.get("email_bounce")  # a hard bounce marked the e-mail address undeliverable
     return {
         "id": str(row["id"]), "name": row["name"], "first_name": row["first_name"],
         "last_name": row["last_name"], "email": row["email"], "phone": row["phone"],
@@ -18,10 +19,13 @@ def serialize(row, default_timezone=None):
         "active": row["active"], "custom": row["custom"] or {}, "tags": list(row.get("tags") or []),
         "unsubscribed": unsub,
         "reachable": {
-            "email": bool(row["active"] and row["email"] and not unsub["email"]),
+            "email": bool(row["active"] and row["email"] and not unsub["email"] and not bounce),
             "sms": bool(row["active"] and row["phone"] and not unsub["sms"]),
             "phone": bool(row["active"] and row["phone"] and not unsub["phone"]),
         },
+        "email_undeliverable": bool(bounce),
+        "email_undeliverable_at": bounce["at"] if bounce else None,
+        "email_undeliverable_diagnostic": bounce["diagnostic"] if bounce else None,
         "created_at": row["created_at"].isoformat(), "updated_at": row["updated_at"].isoformat(),
     }
 
@@ -66,6 +70,9 @@ def normalise_input(data, defaults, partial=False):
         values["active"] = data["active"]
     if "custom" in data:
         values["custom"] = data["custom"] or {}
+    if data.get("email_undeliverable") is True:
+        errors["email_undeliverable"] = ["only a hard bounce marks an address undeliverable;"
+                                         " send false to clear the mark"]
     if errors:
         raise Invalid("invalid contact", errors=errors)
     return values
@@ -108,6 +115,8 @@ def update(tx, ctx, contact_id, data, defaults):
             raise Conflict("another contact has this e-mail", errors={"email": ["already a contact"]})
     if data.get("tags"):
         store.link_tags([(current["id"], data["tags"])])
+    if data.get("email_undeliverable") is False:
+        clear_undeliverable(tx, ctx, values.get("email", current["email"]))
     merged = {"email": values.get("email", current["email"]), "phone": values.get("phone", current["phone"])}
     _apply_unsubscribed(store, merged, data.get("unsubscribed"), "admin")
     return store.get_contact(contact_id)
@@ -118,6 +127,28 @@ def _apply_unsubscribed(store, values, wanted, source):
         ident = values.get("email") if channel == "email" else values.get("phone")
         if ident:
             store.unsubscribe_many([(channel, ident)], source, unsubscribed=flag)
+
+
+def clear_undeliverable(tx, ctx, email):
+    """An admin says the address works again (the mailbox was fixed): campaigns may use it."""
+    if ctx.get("role") not in ("owner", "admin"):
+        raise Forbidden("only an owner or admin can clear an undeliverable address",
+                        errors={"email_undeliverable": ["owner or admin only"]})
+    if email:
+        tx.execute("DELETE FROM undeliverable WHERE org_id = %s AND channel = 'email'"
+                   " AND identifier = %s", (ctx["org_id"], email))
+
+
+def mark_undeliverable(tx, org_id, channel, identifier, diagnostic=None, communication_id=None,
+                       at=None):
+    """A hard bounce: the address cannot receive mail (the latest bounce's time and diagnostic)."""
+    tx.execute("INSERT INTO undeliverable (org_id, channel, identifier, bounced_at, diagnostic,"
+               " communication_id) VALUES (%s, %s, %s, COALESCE(%s::timestamptz, now()), %s, %s)"
+               " ON CONFLICT (org_id, channel, identifier) DO UPDATE SET"
+               " bounced_at = EXCLUDED.bounced_at, diagnostic = EXCLUDED.diagnostic,"
+               " communication_id = EXCLUDED.communication_id",
+               (str(org_id), channel, identifier, at, (diagnostic or None) and diagnostic[:2000],
+                communication_id))
 
 
 def delete(tx, ctx, contact_id):
@@ -138,11 +169,12 @@ def filter_sql(tx, ctx, q):
         parts.append("EXISTS (SELECT 1 FROM contact_tags ct WHERE ct.contact_id = c.id AND ct.tag_id = %s)")
         params.append(str(q["tag_id"]))
     if q.get("segment_id"):
-        seg = tx.one("SELECT rules FROM segments WHERE org_id = %s AND id = %s",
+        seg = tx.one("SELECT id, name, rules FROM segments WHERE org_id = %s AND id = %s",
                      (ctx["org_id"], str(q["segment_id"])))
         if seg is None:
             raise NotFound("segment not found")
-        sql, p = segments.compile_rules(seg["rules"])
+        from services.contacts.audience import usable_rules
+        sql, p = segments.compile_rules(usable_rules(seg))
         parts.append(f"({sql})")
         params += p
     if q.get("active") is not None:

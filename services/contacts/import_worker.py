@@ -13,7 +13,13 @@ and re-run from the start: its work was one transaction, rolled back when the wo
 Up to IMPORT_WORKER_JOBS (default 2) imports run at once, each in its own thread, so a small
 in-request import does not wait behind a large job. Files from 1 MB normalise their records in a
 pool of IMPORT_NORMALISERS processes (default: one per core) while this one reads, deduplicates
-and COPYs."""
+and COPYs.
+
+The worker outlives its database: if the listening connection drops (a restart, a failover, an
+administrator's pg_terminate_backend) it reconnects with a growing pause instead of exiting. Each
+claim counts an attempt on the import row; a job that has stopped the worker MAX_ATTEMPTS times
+(a file that kills the process every time) is failed with a clear error rather than retried
+forever."""
 import logging
 import multiprocessing
 import os
@@ -33,6 +39,9 @@ CHANNEL = "contacts_imports"
 POLL_SECONDS = 2.0
 PROGRESS_EVERY = 0.25  # seconds between progress writes
 LOCK_SQL = "SELECT pg_try_advisory_lock(hashtextextended(%s::text, 7))"
+MAX_ATTEMPTS = 3
+RECONNECT_FIRST, RECONNECT_MAX = 0.5, 30.0  # seconds between reconnection attempts, doubling
+LISTEN_NAME = "contacts-importer-listen"  # application_name of the listening connection
 
 psycopg2.extras.register_uuid()
 
@@ -64,8 +73,9 @@ class Tx:
         return self.execute(sql, params).fetchall()
 
 
-def connect(dsn, job=False):
-    return psycopg2.connect(dsn, options="-c search_path=contacts" + (" " + JOB_OPTIONS if job else ""))
+def connect(dsn, job=False, name="contacts-importer"):
+    return psycopg2.connect(dsn, application_name=name,
+                            options="-c search_path=contacts" + (" " + JOB_OPTIONS if job else ""))
 
 
 class Worker:
@@ -79,16 +89,52 @@ class Worker:
 
     # -- the loop -------------------------------------------------------------------------------
     def serve(self):
-        listen = connect(self.dsn)
-        listen.autocommit = True
-        listen.cursor().execute(f"LISTEN {CHANNEL}")
-        log.info("import worker ready")
+        """Claims work when notified and every POLL_SECONDS, until stopped. A lost database
+        connection is reopened after a pause (doubling up to RECONNECT_MAX), never fatal."""
+        pause = RECONNECT_FIRST
         while not self.stopping.is_set():
-            self.claim_all()
-            if select.select([listen], [], [], POLL_SECONDS) != ([], [], []):
-                listen.poll()
-                listen.notifies.clear()
-        listen.close()
+            listen = None
+            try:
+                listen = connect(self.dsn, name=LISTEN_NAME)
+                listen.autocommit = True
+                listen.cursor().execute(f"LISTEN {CHANNEL}")
+                log.info("import worker ready")
+                pause = RECONNECT_FIRST
+                while not self.stopping.is_set():
+                    self.claim_all()
+                    if select.select([listen], [], [], POLL_SECONDS) != ([], [], []):
+                        listen.poll()
+                        listen.notifies.clear()
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as err:
+                log.warning("import worker lost its database connection (%s); reconnecting in"
+                            " %.1f s", str(err).strip().splitlines()[0] if str(err).strip() else
+                            type(err).__name__, pause)
+                self.stopping.wait(pause)
+                pause = min(pause * 2, RECONNECT_MAX)
+            finally:
+                if listen is not None:
+                    try:
+                        listen.close()
+                    except psycopg2.Error:
+                        pass
+
+    def release_running(self):
+        """On a requested stop (deploy, restart): the imports this worker is running will run
+        again elsewhere; a stop it was asked for is not the import's fault, so the attempt it
+        made does not count."""
+        with self.lock:
+            ids = list(self.running)
+        if not ids:
+            return
+        try:
+            conn = connect(self.dsn)
+            conn.autocommit = True
+            conn.cursor().execute("UPDATE imports SET attempts = attempts - 1 WHERE id = ANY(%s::uuid[])"
+                                  " AND status = 'running' AND attempts > 0",
+                                  ([str(i) for i in ids],))
+            conn.close()
+        except psycopg2.Error as err:
+            log.warning("could not uncount the stopped imports' attempts: %s", err)
 
     def claim_all(self):
         """Starts every claimable job (queued, or running with no live owner) while slots last."""
@@ -111,11 +157,17 @@ class Worker:
                     continue
             if not self.slots.acquire(blocking=False):
                 return
-            owner = connect(self.dsn)
-            owner.autocommit = True
-            cur = owner.cursor()
-            cur.execute(LOCK_SQL, (str(import_id),))
-            if not cur.fetchone()[0]:
+            try:
+                owner = connect(self.dsn)
+                owner.autocommit = True
+                cur = owner.cursor()
+                cur.execute(LOCK_SQL, (str(import_id),))
+                locked = cur.fetchone()[0]
+            except psycopg2.Error as err:
+                self.slots.release()
+                log.warning("database unavailable: %s", err)
+                return
+            if not locked:
                 owner.close()
                 self.slots.release()
                 continue
@@ -139,12 +191,24 @@ def run_job(dsn, owner, import_id, pool=None):
     """Runs one claimed import. `owner` (autocommit, holding the job's lock) writes the status
     and progress the API shows while the import's own transaction is still open."""
     ocur = owner.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
-    ocur.execute("SELECT * FROM imports WHERE id = %s", (import_id,))
+    # Claimed: one more attempt (committed at once, so it counts even if this process dies).
+    ocur.execute("UPDATE imports SET attempts = attempts + 1 WHERE id = %s"
+                 " AND status IN ('queued', 'running') RETURNING *", (import_id,))
     imp = ocur.fetchone()
-    if imp is None or imp["status"] not in ("queued", "running"):
+    if imp is None:
         return  # finished meanwhile (another worker) or deleted
+    if imp["attempts"] > MAX_ATTEMPTS:
+        log.error("import %s stopped the import worker %d times: failing it", import_id,
+                  imp["attempts"] - 1)
+        ocur.execute("UPDATE imports SET status = 'failed', attempts = %s, error = %s,"
+                     " finished_at = now() WHERE id = %s",
+                     (MAX_ATTEMPTS, f"the import worker stopped during each of {MAX_ATTEMPTS}"
+                      " attempts at this import (the file may be too large or crash the reader);"
+                      " nothing was imported", import_id))
+        return
     if imp["status"] == "running":
-        log.warning("import %s was left running by a worker that stopped: running it again", import_id)
+        log.warning("import %s was left running by a worker that stopped: running it again"
+                    " (attempt %d of %d)", import_id, imp["attempts"], MAX_ATTEMPTS)
     started = time.monotonic()
     conn = connect(dsn, job=True)
     try:
@@ -201,12 +265,29 @@ def main():
                     pool)
 
     def stop(signum, frame):
+        # Only a flag: raising SystemExit here (in whatever frame the signal lands, perhaps
+        # holding a lock of the pool or of logging) left the process hung at exit, orphaned.
+        # The loop sees the flag within POLL_SECONDS.
         worker.stopping.set()
-        raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     worker.serve()
+    log.info("import worker stopping")
+    worker.release_running()
+    shutdown(pool)
+
+
+def shutdown(pool, timeout=5.0):
+    """Ends the process without waiting on anything that may never finish: the normalising pool
+    is terminated (bounded), running imports' transactions roll back with their connections (the
+    jobs stay `running` and are claimed again: their attempt counted), and no atexit handler runs."""
+    if pool is not None:
+        ender = threading.Thread(target=pool.terminate, daemon=True)
+        ender.start()
+        ender.join(timeout)
+    logging.shutdown()
+    os._exit(0)
 
 
 if __name__ == "__main__":

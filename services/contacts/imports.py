@@ -159,7 +159,7 @@ def import_out(tx, ctx, import_id, detail=True):
         raise NotFound("import not found")
     out = {"id": str(imp["id"]), "status": imp["status"], "filename": imp["filename"],
            "mapping": imp["mapping"], "rows_total": imp["rows_total"], "rows_done": imp["rows_done"],
-           "counts": imp["counts"], "error": imp["error"],
+           "counts": imp["counts"], "error": imp["error"], "attempts": imp.get("attempts", 0),
            "data_source_id": str(imp["data_source_id"]) if imp["data_source_id"] else None,
            "created_at": imp["created_at"].isoformat(),
            "finished_at": imp["finished_at"].isoformat() if imp["finished_at"] else None}

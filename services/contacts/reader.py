@@ -6,6 +6,7 @@ import codecs
 import csv
 import io
 import os
+import re
 import tempfile
 
 from services.common.errors import Invalid
@@ -14,6 +15,22 @@ csv.field_size_limit(10 * 1024 * 1024)
 SNIFF_BYTES = 64 * 1024
 XLSX_MAGIC = b"PK\x03\x04"
 DELIMITERS = (",", ";", "\t", "|")
+# Byte-order marks of the UTF-16/32 encodings (Excel's "Unicode text" export is UTF-16LE with a
+# BOM, tab-separated). UTF-32 first: its little-endian BOM starts with UTF-16LE's.
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+# The one-cell lines report exports put after their records (Salesforce's report footer). Only
+# these, and rows of empty cells, are not records: any other short row is a record.
+FOOTERS = (
+    re.compile(r"grand totals? \(\s*[\d,.]+\s+records?\s*\)", re.I),
+    re.compile(r"confidential information\s*-\s*do not distribute", re.I),
+    re.compile(r"copyright \(c\).*salesforce\.com.*", re.I),
+)
+
+
+def is_footer(cell):
+    cell = cell.strip()
+    return any(p.fullmatch(cell) for p in FOOTERS)
 
 
 class ChunkStream(io.RawIOBase):
@@ -48,16 +65,35 @@ def _take_head(chunks):
     return head, it
 
 
+def bom_encoding(head):
+    """'utf-16' or 'utf-32' when the bytes start with that encoding's byte-order mark."""
+    for bom, encoding in BOMS:
+        if head.startswith(bom):
+            return encoding
+    return None
+
+
 def sniff_kind(head):
     """'csv' or 'xlsx', or Invalid for empty or binary files."""
-    if not head or not head.strip(b"\xef\xbb\xbf \r\n\t;,"):
-        raise Invalid("the file is empty", errors={"file": ["the file is empty"]})
-    if head.startswith(XLSX_MAGIC):
-        return "xlsx"
-    sample = head[:SNIFF_BYTES]
-    if b"\x00" in sample:
-        raise Invalid("not a CSV file", errors={"file": ["the file is binary, not CSV or XLSX"]})
-    text = _decode_sample(sample)[0]
+    wide = bom_encoding(head)
+    if wide:
+        text = _decode_sample(head[:SNIFF_BYTES])[0]
+        if not text.strip(" \r\n\t;,"):
+            raise Invalid("the file is empty", errors={"file": ["the file is empty"]})
+        if "\x00" in text:
+            raise Invalid("not a CSV file", errors={"file": [
+                f"the file starts with a {wide.upper()} byte-order mark but is not {wide.upper()} text"]})
+    else:
+        if not head or not head.strip(b"\xef\xbb\xbf \r\n\t;,"):
+            raise Invalid("the file is empty", errors={"file": ["the file is empty"]})
+        if head.startswith(XLSX_MAGIC):
+            return "xlsx"
+        sample = head[:SNIFF_BYTES]
+        if b"\x00" in sample:
+            raise Invalid("not a CSV file", errors={"file": [
+                "the file is binary, not CSV or XLSX (UTF-16 text is read only with its"
+                " byte-order mark: save it as UTF-8 or Excel's Unicode text)"]})
+        text = _decode_sample(sample)[0]
     controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\r\n\t")
     if controls > max(3, len(text) // 200):
         raise Invalid("not a CSV file", errors={"file": ["the file is binary, not CSV or XLSX"]})
@@ -65,7 +101,12 @@ def sniff_kind(head):
 
 
 def _decode_sample(sample):
-    """(text, encoding): UTF-8 (BOM stripped) when the bytes are UTF-8, else Windows-1252."""
+    """(text, encoding): UTF-16/32 when the bytes start with their BOM, UTF-8 (BOM stripped) when
+    the bytes are UTF-8, else Windows-1252."""
+    wide = bom_encoding(sample)
+    if wide:
+        # The head may end inside a character: the incremental decoder keeps the rest back.
+        return codecs.getincrementaldecoder(wide)(errors="replace").decode(sample, final=False), wide
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
     try:
         return decoder.decode(sample, final=False), "utf-8-sig"
@@ -125,9 +166,10 @@ class Table:
                 if "\x00" in joined:
                     # A stray NUL (past the sniffed head) cannot be stored in PostgreSQL text.
                     values = [v.replace("\x00", "") for v in values]
-                if len(values) == 1 and width > 1:
-                    # Report footers ("Grand Totals (22 records)", copyright lines): one cell
-                    # in a many-column file is not a record.
+                if len(values) == 1 and width > 1 and is_footer(values[0]):
+                    # A report footer ("Grand Totals (22 records)", Salesforce's confidentiality
+                    # and copyright lines) is not a record. Any other short row is one: its
+                    # missing cells are empty (imported, or rejected with a reason).
                     continue
                 if len(values) < width:
                     values = values + [""] * (width - len(values))
@@ -158,18 +200,58 @@ def open_table(chunks):
     delimiter = detect_delimiter(_first_line(text))
     stream = io.TextIOWrapper(io.BufferedReader(ChunkStream(rest, head), 1 << 16),
                               encoding=encoding, errors="replace", newline="")
-    reader = csv.reader(stream, delimiter=delimiter)
+    lines = _Lines(stream)
+    reader = csv.reader(lines, delimiter=delimiter)
     try:
         header = next(reader)
     except (StopIteration, csv.Error) as err:
         raise Invalid("not a CSV file", errors={"file": [f"no header row: {err}"]})
+    if lines.eof:
+        raise Invalid("the CSV is malformed", errors={"file": [
+            "the header's quoted cell opened on line 1 is never closed (unterminated quote)"]})
     columns = _columns(header)
-    return Table(columns, _guard(reader), delimiter, encoding, "csv")
+    return Table(columns, _guard(reader, lines), delimiter, encoding, "csv")
 
 
-def _guard(reader):
+class _Lines:
+    """The text's lines for csv.reader, counting them and noting when the end was reached: a
+    record the reader completes only after the end was asked for is a quoted cell that was never
+    closed (csv, not strict, would silently make the rest of the file that one cell)."""
+
+    def __init__(self, stream):
+        self.it = iter(stream)
+        self.count = 0
+        self.eof = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            line = next(self.it)
+        except StopIteration:
+            self.eof = True
+            raise
+        self.count += 1
+        return line
+
+
+def _guard(reader, lines):
+    number = 0
     try:
-        yield from reader
+        while True:
+            start = lines.count + 1  # the physical line the next record starts on (header = 1)
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            number += 1
+            if lines.eof:
+                raise Invalid("the CSV is malformed", errors={"file": [
+                    f"record {number} (line {start}): a quoted cell is never closed"
+                    " (unterminated quote); it would run to the end of the file"]},
+                    record=number, line=start)
+            yield row
     except csv.Error as err:
         raise Invalid("the CSV is malformed", errors={"file": [str(err)]})
 

@@ -24,6 +24,8 @@ class ContactIn(Base):
     tags = fields.List(fields.String(validate=validate.Length(min=1, max=100)))
     unsubscribed = fields.Dict(keys=fields.String(validate=validate.OneOf(CHANNELS)),
                                values=fields.Boolean())
+    # false clears the mark a hard bounce left (owner or admin); a bounce is what sets it.
+    email_undeliverable = fields.Boolean()
 
 
 class Mapping(Base):
@@ -170,6 +172,18 @@ class OptOutEvent(Base):
     identifier = fields.String(required=True)
     source = fields.String(load_default="user_action", validate=validate.OneOf(SOURCES))
     unsubscribed = fields.Boolean(load_default=True)
+
+
+class BounceEvent(Base):
+    event_id = fields.UUID(required=True)
+    org_id = fields.UUID(required=True)
+    channel = fields.String(load_default="email", allow_none=True)
+    identifier = fields.String(required=True)
+    bounce_type = fields.String(required=True, validate=validate.OneOf(("hard", "soft")))
+    diagnostic = fields.String(load_default=None, allow_none=True)
+    communication_id = fields.Raw(load_default=None, allow_none=True)
+    contact_id = fields.Raw(load_default=None, allow_none=True)
+    occurred_at = fields.DateTime(load_default=None, allow_none=True)
 
 
 class SftpIn(Base):

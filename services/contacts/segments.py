@@ -21,51 +21,111 @@ MAX_DEPTH = 4
 def reachable_sql(channel):
     """A contact is reachable on a channel when active, has the address and has not opted out."""
     column = "email" if channel == "email" else "phone"
-    return (f"(c.active AND c.{column} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM unsubscribes u"
-            f" WHERE u.org_id = c.org_id AND u.group_id IS NULL AND u.unsubscribed"
-            f" AND u.channel = '{channel}' AND u.identifier = c.{column}))")
+    sql = (f"(c.active AND c.{column} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM unsubscribes u"
+           f" WHERE u.org_id = c.org_id AND u.group_id IS NULL AND u.unsubscribed"
+           f" AND u.channel = '{channel}' AND u.identifier = c.{column})")
+    if channel == "email":
+        # A hard bounce made the address undeliverable.
+        sql += (" AND NOT EXISTS (SELECT 1 FROM undeliverable b WHERE b.org_id = c.org_id"
+                " AND b.channel = 'email' AND b.identifier = c.email)")
+    return sql + ")"
 
 
-def validate(rules, depth=0):
-    """Raises Invalid naming the bad rule; returns the rules as given."""
+SCALAR_OPS = ("equals", "not_equals", "contains")
+COMPARISONS = ("gt", "gte", "lt", "lte")
+
+
+def _bad(path, message):
+    return Invalid("invalid segment rules", errors={path: [message]})
+
+
+def _scalar(value):
+    return isinstance(value, (str, int, float, bool)) and not (isinstance(value, str) and not value.strip())
+
+
+def _number(value):
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return value == value and value not in (float("inf"), float("-inf"))
+    if isinstance(value, str):
+        try:
+            return _number(float(value.strip()))
+        except ValueError:
+            return False
+    return False
+
+
+def iso_datetime(value):
+    """The datetime an ISO 8601 date or date-time string names, else None."""
+    import datetime
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return datetime.datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+
+
+def validate(rules, depth=0, path="rules"):
+    """Raises Invalid naming the bad rule (its path, e.g. `rules.rules.0.from`) when a rule could
+    not be evaluated; returns the rules as given. Every value is checked, so a saved segment
+    always compiles into SQL PostgreSQL accepts."""
     if not isinstance(rules, dict):
-        raise Invalid("invalid segment rules", errors={"rules": ["must be an object"]})
+        raise _bad(path, "must be an object")
     if depth > MAX_DEPTH:
-        raise Invalid("invalid segment rules", errors={"rules": ["nested too deeply"]})
+        raise _bad(path, "nested too deeply")
     match = rules.get("match", "all")
     if match not in ("all", "any"):
-        raise Invalid("invalid segment rules", errors={"rules.match": ["must be all or any"]})
+        raise _bad(f"{path}.match", "must be all or any")
     items = rules.get("rules")
     if not isinstance(items, list) or not items:
-        raise Invalid("invalid segment rules", errors={"rules.rules": ["give at least one rule"]})
+        raise _bad(f"{path}.rules", "give at least one rule")
     for i, rule in enumerate(items):
-        where = f"rules.rules.{i}"
+        where = f"{path}.rules.{i}"
         if not isinstance(rule, dict):
-            raise Invalid("invalid segment rules", errors={where: ["must be an object"]})
+            raise _bad(where, "must be an object")
         if "rules" in rule:
-            validate(rule, depth + 1)
+            validate(rule, depth + 1, where)
             continue
-        kind = rule.get("type")
-        if kind in ("has_tag", "lacks_tag"):
-            if not rule.get("tag_id"):
-                raise Invalid("invalid segment rules", errors={where: ["tag_id is required"]})
-        elif kind == "field":
-            if rule.get("field") not in FIELDS or rule.get("op") not in FIELD_OPS:
-                raise Invalid("invalid segment rules",
-                              errors={where: [f"field must be one of {FIELDS}, op one of {FIELD_OPS}"]})
-        elif kind == "custom":
-            if not rule.get("key") or rule.get("op") not in CUSTOM_OPS:
-                raise Invalid("invalid segment rules",
-                              errors={where: [f"key is required, op one of {CUSTOM_OPS}"]})
-        elif kind in ("created", "updated"):
-            if not rule.get("from") and not rule.get("to"):
-                raise Invalid("invalid segment rules", errors={where: ["give from and/or to"]})
-        elif kind == "reachable":
-            if rule.get("channel") not in CHANNELS:
-                raise Invalid("invalid segment rules", errors={where: ["channel must be email, sms or phone"]})
-        else:
-            raise Invalid("invalid segment rules", errors={where: [f"unknown rule type {kind!r}"]})
+        _validate_leaf(rule, where)
     return rules
+
+
+def _validate_leaf(rule, where):
+    kind = rule.get("type")
+    if kind in ("has_tag", "lacks_tag"):
+        import uuid
+        try:
+            uuid.UUID(str(rule.get("tag_id") or ""))
+        except ValueError:
+            raise _bad(f"{where}.tag_id", "a tag id is required")
+    elif kind in ("field", "custom"):
+        if kind == "field" and rule.get("field") not in FIELDS:
+            raise _bad(f"{where}.field", f"one of {', '.join(FIELDS)}")
+        if kind == "custom" and not (isinstance(rule.get("key"), str) and rule["key"].strip()):
+            raise _bad(f"{where}.key", "the custom data key is required")
+        ops = FIELD_OPS if kind == "field" else CUSTOM_OPS
+        op = rule.get("op")
+        if op not in ops:
+            raise _bad(f"{where}.op", f"one of {', '.join(ops)}")
+        value = rule.get("value")
+        if op in SCALAR_OPS and not _scalar(value):
+            raise _bad(f"{where}.value", f"{op} needs a text, number or true/false value")
+        if op in COMPARISONS and not (_number(value) or iso_datetime(value)):
+            raise _bad(f"{where}.value", f"{op} needs a number or an ISO date")
+    elif kind in ("created", "updated"):
+        given = [k for k in ("from", "to") if rule.get(k) not in (None, "")]
+        if not given:
+            raise _bad(where, "give from and/or to")
+        for k in given:
+            if iso_datetime(rule[k]) is None:
+                raise _bad(f"{where}.{k}", "an ISO 8601 date or date-time, e.g. 2026-09-01T00:00:00Z")
+    elif kind == "reachable":
+        if rule.get("channel") not in CHANNELS:
+            raise _bad(f"{where}.channel", "email, sms or phone")
+    else:
+        raise _bad(f"{where}.type", f"unknown rule type {kind!r}")
 
 
 def compile_rule(rule, after=None):

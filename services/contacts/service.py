@@ -14,7 +14,7 @@ from services.common.context import context
 from services.common.db import Database
 from services.common.errors import Invalid
 from services.common.schemas import load
-from services.contacts import audience, consent, contacts, imports, sources
+from services.contacts import audience, consent, contacts, imports, ratelimit, sources
 from services.contacts import schemas as s
 from services.contacts import normalize
 
@@ -196,7 +196,7 @@ class ContactsService(base.ServiceBase):
         ctx = context(ctx)
         data = load(s.DataSourceIn(), data)
         with self.db.transaction() as tx:
-            return sources.create(tx, ctx, data, self.config.get("SECRET_KEY"))
+            return sources.create(tx, ctx, data, self.config)
 
     @rpc
     def list_data_sources(self, ctx):
@@ -240,7 +240,7 @@ class ContactsService(base.ServiceBase):
             row = sources.get(tx, ctx, _uuid(source_id, "data source"))
         if row["kind"] != "sftp":
             raise Invalid("not an SFTP source", errors={"kind": ["only SFTP sources list files"]})
-        session = sources.Sftp(row, self.config.get("SECRET_KEY"))
+        session = sources.Sftp(row, self.config)
         try:
             return {"data_source_id": str(row["id"]), "files": session.files()}
         finally:
@@ -257,7 +257,7 @@ class ContactsService(base.ServiceBase):
             mapping = sources.check_mapping(row)
         if row["kind"] != "sftp":
             raise Invalid("not an SFTP source", errors={"kind": ["upload files to a file source"]})
-        session = sources.Sftp(row, self.config.get("SECRET_KEY"))
+        session = sources.Sftp(row, self.config)
         uploads = []
         try:
             available = {f["name"] for f in session.files()}
@@ -326,6 +326,12 @@ class ContactsService(base.ServiceBase):
     def bulk_tag(self, ctx, data):
         ctx = context(ctx)
         data = load(s.BulkTagging(), data)
+        if data.get("contact_ids") is None:
+            # The filter is the contact list's query: the same schema checks it.
+            try:
+                data["filter"] = load(s.ContactQuery(), data.get("filter") or {})
+            except Invalid as err:
+                raise Invalid("invalid filter", errors={f"filter.{k}": v for k, v in err.errors.items()})
         with self.db.transaction() as tx:
             return audience.bulk_tag(tx, ctx, data)
 
@@ -455,6 +461,15 @@ class ContactsService(base.ServiceBase):
         with self.db.transaction() as tx:
             return consent.list_groups(tx, [ctx["org_id"]])
 
+    @rpc
+    def count_api_request(self, client_id):
+        """The Unsubscribe API's limit, shared by every gateway process (no ctx: it concerns an
+        API client, no organization's data): counts one request, RateLimited past 60 a minute."""
+        if not isinstance(client_id, str) or not client_id or len(client_id) > 200:
+            raise Invalid("bad client id", errors={"client_id": ["required"]})
+        with self.db.transaction() as tx:
+            return ratelimit.count_request(tx, client_id)
+
     @event_handler("messaging", "opt_out_requested")
     def on_opt_out_requested(self, payload):
         try:
@@ -466,6 +481,20 @@ class ContactsService(base.ServiceBase):
             if not tx.first_time(str(payload["event_id"]), "contacts.on_opt_out_requested"):
                 return
             consent.opt_out(tx, payload)
+
+
+    @event_handler("messaging", "email_bounced")
+    def on_email_bounced(self, payload):
+        """A hard bounce marks the address undeliverable for e-mail; soft bounces don't block."""
+        try:
+            payload = load(s.BounceEvent(), payload)
+        except Invalid:
+            log.warning("ignoring malformed email_bounced event")
+            return
+        with self.db.transaction() as tx:
+            if not tx.first_time(str(payload["event_id"]), "contacts.on_email_bounced"):
+                return
+            consent.bounced(tx, payload)
 
 
 def _uuid(value, what):

@@ -14,7 +14,9 @@ UNSUB_SQL = """
   EXISTS (SELECT 1 FROM unsubscribes u WHERE u.org_id = c.org_id AND u.group_id IS NULL
           AND u.unsubscribed AND u.channel = 'sms' AND u.identifier = c.phone) AS unsub_sms,
   EXISTS (SELECT 1 FROM unsubscribes u WHERE u.org_id = c.org_id AND u.group_id IS NULL
-          AND u.unsubscribed AND u.channel = 'phone' AND u.identifier = c.phone) AS unsub_phone
+          AND u.unsubscribed AND u.channel = 'phone' AND u.identifier = c.phone) AS unsub_phone,
+  (SELECT jsonb_build_object('at', b.bounced_at, 'diagnostic', b.diagnostic) FROM undeliverable b
+   WHERE b.org_id = c.org_id AND b.channel = 'email' AND b.identifier = c.email) AS email_bounce
 """
 
 

@@ -107,3 +107,105 @@ def test_a_stray_nul_byte_deep_in_a_file_is_dropped_not_fatal(stack):
         assert imp["status"] == "completed" and imp["counts"]["created"] == 2001
         page = rpc.contacts.list_contacts(ctx, {"q": "nul@example.com"})
     assert page["contacts"][0]["name"] == "Null Byte"
+
+
+def orphan(stack, ctx, upload_id, attempts):
+    """An import a worker claimed `attempts` times and died during each (status running, its
+    attempts counted, no lock held): what a file that kills the worker leaves behind."""
+    import uuid
+    conn = stack.db("contacts")
+    conn.autocommit = True
+    import_id = str(uuid.uuid4())
+    conn.cursor().execute(
+        "INSERT INTO imports (id, org_id, upload_id, filename, mapping, status, attempts, defaults)"
+        " VALUES (%s, %s, %s, 'crash.csv', %s, 'running', %s, '{\"default_country\": \"US\"}')",
+        (import_id, ctx["org_id"], upload_id, Json(dict(MAPPING, custom="rest")), attempts))
+    conn.cursor().execute("NOTIFY contacts_imports")
+    conn.close()
+    return import_id
+
+
+def test_each_claim_counts_an_attempt_and_a_third_attempt_still_runs(stack):
+    ctx = new_org()
+    with stack.rpc() as rpc:
+        up = upload(rpc, ctx, leads(20), "fine.csv")
+        normal = rpc.contacts.import_contacts(ctx, {"upload_id": up["upload_id"], "mapping": MAPPING})
+        assert (normal["status"], normal["attempts"]) == ("completed", 1)
+        import_id = orphan(stack, ctx, up["upload_id"], attempts=2)
+        imp = wait_done(rpc, ctx, import_id, timeout=30)
+    assert (imp["status"], imp["attempts"], imp["counts"]["unchanged"]) == ("completed", 3, 20)
+
+
+def test_an_import_that_stopped_the_worker_three_times_is_failed_not_retried_forever(stack):
+    ctx = new_org()
+    with stack.rpc() as rpc:
+        up = upload(rpc, ctx, leads(20), "crash.csv")
+        import_id = orphan(stack, ctx, up["upload_id"], attempts=3)
+        imp = wait_done(rpc, ctx, import_id, timeout=30)
+        assert imp["status"] == "failed"
+        assert imp["attempts"] == 3
+        assert imp["error"].startswith("the import worker stopped during each of 3 attempts")
+        assert rpc.contacts.list_contacts(ctx, {"limit": 5})["contacts"] == []
+        time.sleep(2.5)  # a poll later it is still failed: nobody picked it up again
+        assert rpc.contacts.get_import(ctx, import_id)["status"] == "failed"
+
+
+def test_the_worker_reconnects_when_its_listening_connection_is_terminated(stack):
+    conn = stack.db("contacts")
+    conn.autocommit = True
+    cur = conn.cursor()
+    listening = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()" \
+                " AND application_name = 'contacts-importer-listen'"
+    cur.execute(listening)
+    pids = [r[0] for r in cur.fetchall()]
+    assert len(pids) == 1
+    cur.execute("SELECT pg_terminate_backend(%s)", (pids[0],))
+    assert cur.fetchone()[0] is True
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        cur.execute(listening)
+        again = [r[0] for r in cur.fetchall()]
+        if again and again != pids:
+            break
+        time.sleep(0.2)
+    conn.close()
+    assert again and again != pids, "the import worker did not listen again"
+    assert stack.procs["importer"].poll() is None, stack.log("importer")
+    ctx = new_org()
+    with stack.rpc() as rpc:
+        imp = rpc.contacts.import_contacts(ctx, {"upload_id": upload(rpc, ctx, leads(50))["upload_id"],
+                                                 "mapping": MAPPING})
+    assert (imp["status"], imp["counts"]["created"]) == ("completed", 50)
+    assert "lost its database connection" in stack.log("importer")
+
+
+def test_a_stopped_worker_exits_promptly_instead_of_hanging_orphaned(stack):
+    """SIGTERM (a deploy, the test stack's teardown) ends the worker and its normalising pool
+    within seconds; it used to raise inside the signal handler and could hang at exit forever."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    env = dict(stack.env(), IMPORT_NORMALISERS="2")
+    proc = subprocess.Popen([sys.executable, "-m", "services.contacts.import_worker"],
+                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(
+                                os.path.dirname(os.path.abspath(__file__))))),
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 20
+        output = b""
+        while time.time() < deadline and b"import worker ready" not in output:
+            output += proc.stdout.read1(4096) if proc.poll() is None else proc.stdout.read()
+        assert b"import worker ready" in output, output
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                  text=True).stdout.split()
+        assert len(children) == 2  # the normalising pool
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        time.sleep(0.5)
+        assert [c for c in children if os.path.exists(f"/proc/{c}")
+                and open(f"/proc/{c}/stat").read().split()[2] != "Z"] == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

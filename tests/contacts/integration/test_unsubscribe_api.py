@@ -18,6 +18,7 @@ def client(owner, stack):
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
     session.base = f"{stack.url}/api/v1"
+    session.client_id = cred["client_id"]
     return session
 
 
@@ -95,3 +96,21 @@ def test_sixty_requests_a_minute_per_client_then_429_with_retry_after(client):
     last = call(client, "GET", "/unsubscribe/sms")
     assert last.status_code == 429
     assert 1 <= int(last.headers["Retry-After"]) <= 60
+
+
+def test_the_limit_is_shared_by_every_gateway_process(client, stack):
+    """The count lives in PostgreSQL: requests another gateway process let through (counted
+    through the same RPC) leave this one fewer."""
+    first = call(client, "GET", "/unsubscribe/sms")
+    assert first.status_code == 200
+    conn = stack.db("contacts")
+    cur = conn.cursor()
+    cur.execute("SELECT sum(count) FROM api_rate_counts WHERE client_id = %s", (client.client_id,))
+    assert cur.fetchone()[0] == 1
+    conn.close()
+    client_id = client.client_id
+    with stack.rpc() as rpc:  # another gateway's 50 requests
+        for _ in range(50):
+            rpc.contacts.count_api_request(client_id)
+    statuses = [call(client, "GET", "/unsubscribe/sms").status_code for _ in range(12)]
+    assert 429 in statuses and statuses.count(200) <= 10, statuses

@@ -1,0 +1,146 @@
+"""Defects a tester and a reviewer found, over HTTP with every service running: files that lost
+records silently, a bulk-tag filter and segment rules that answered 500, UTF-16 exports."""
+import json
+import time
+
+import pytest
+from psycopg2.extras import Json
+
+
+def post_file(api, data, mapping, name="leads.csv", **params):
+    return api.post("/api/v1/contacts/imports", files={"file": (name, data, "text/csv")},
+                    data={"mapping": json.dumps(mapping)}, params=params)
+
+
+def contacts_of(api):
+    return api.get("/api/v1/contacts", params={"limit": 100}).json()["contacts"]
+
+
+# -- 1. malformed quoting ---------------------------------------------------------------------
+
+UNTERMINATED = b'Email,b\n"unterminated@example.org,1\nx@example.org,3\ny@example.org,4\n'
+
+
+def test_an_unterminated_quote_is_refused_with_400_naming_the_record_and_nothing_is_written(owner):
+    resp = post_file(owner, UNTERMINATED, {"email": "Email"})
+    assert resp.status_code == 400, resp.text
+    body = resp.json()
+    assert "record 1 (line 2): a quoted cell is never closed (unterminated quote)" in body["message"]
+    assert contacts_of(owner) == []
+
+
+def test_an_unterminated_quote_fails_a_queued_import_with_the_reason(owner):
+    resp = post_file(owner, UNTERMINATED, {"email": "Email"}, mode="job")
+    assert resp.status_code == 202, resp.text
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        job = owner.get(f"/api/v1/contacts/imports/{resp.json()['id']}").json()
+        if job["status"] in ("completed", "failed"):
+            break
+        time.sleep(0.1)
+    assert job["status"] == "failed"
+    assert "record 1 (line 2)" in job["error"] and "unterminated quote" in job["error"]
+    assert contacts_of(owner) == []
+
+
+# -- 2. short rows ------------------------------------------------------------------------------
+
+def test_a_one_cell_row_is_imported_not_dropped_as_a_footer(owner):
+    resp = post_file(owner, b"Email,b\na@example.org,1,extra,extra\nb@example.org\n",
+                     {"email": "Email"})
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    assert (body["counts"]["records"], body["counts"]["created"]) == (2, 2)
+    assert sorted(c["email"] for c in contacts_of(owner)) == ["a@example.org", "b@example.org"]
+
+
+def test_a_one_cell_row_without_an_address_is_rejected_with_a_reason(owner):
+    resp = post_file(owner, b"Email,Name\r\na@example.org,Ann\r\nsee notes below\r\n"
+                            b'"Grand Totals (2 records)"\r\n', {"email": "Email", "name": "Name"})
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    assert (body["counts"]["records"], body["counts"]["created"], body["counts"]["rejected"]) == (2, 1, 1)
+    assert body["rejected"][0]["record"] == 2 and body["rejected"][0]["reason"]
+
+
+# -- 5. UTF-16 ----------------------------------------------------------------------------------
+
+def test_excel_unicode_text_utf16_tab_separated_imports(owner):
+    text = "Email\tFirst Name\tLast Name\r\nzoe@example.org\tZoë\tÅngström\r\nwang@example.org\t芳\t王\r\n"
+    data = b"\xff\xfe" + text.encode("utf-16-le")
+    up = owner.post("/api/v1/contacts/uploads", files={"file": ("unicode.txt", data)})
+    assert up.status_code == 201, up.text
+    assert (up.json()["delimiter"], up.json()["columns"]) == ("\t", ["Email", "First Name", "Last Name"])
+    resp = owner.post("/api/v1/contacts/imports", json={
+        "upload_id": up.json()["upload_id"], "mode": "sync",
+        "mapping": {"email": "Email", "first_name": "First Name", "last_name": "Last Name"}})
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["counts"]["created"] == 2
+    names = {c["email"]: c["name"] for c in contacts_of(owner)}
+    assert names == {"zoe@example.org": "Zoë Ångström", "wang@example.org": "芳 王"}
+
+
+# -- 3. bulk-tag filter -------------------------------------------------------------------------
+
+def test_a_bulk_tag_filter_is_checked_like_the_list_query(owner):
+    resp = owner.post("/api/v1/contacts/bulk-tags", json={"tags": [], "filter": {"q": 1}})
+    assert resp.status_code == 400, resp.text
+    assert "filter.q" in resp.json()["errors"]
+    resp = owner.post("/api/v1/contacts/bulk-tags", json={"tags": ["VIP"], "filter": {"has_email": "maybe"}})
+    assert resp.status_code == 400 and "filter.has_email" in resp.json()["errors"]
+    owner.post("/api/v1/contacts", json={"email": "ivy.chen@example.org", "name": "Ivy Chen"})
+    ok = owner.post("/api/v1/contacts/bulk-tags", json={"tags": ["VIP"], "filter": {"q": "ivy"}})
+    assert ok.status_code == 200, ok.text
+    assert ok.json() == {"changed": 1}
+
+
+# -- 4. segment rules ---------------------------------------------------------------------------
+
+def test_segment_rules_with_bad_values_are_refused_when_saved_naming_the_rule(owner):
+    cases = [
+        ({"type": "created", "from": "yesterday", "to": "2026-13-45"}, "rules.rules.0.from"),
+        ({"type": "created", "from": "2026-01-01", "to": "2026-13-45"}, "rules.rules.0.to"),
+        ({"type": "custom", "key": "a", "op": "gte", "value": {"a": 1}}, "rules.rules.0.value"),
+        ({"type": "custom", "key": "a", "op": "gt", "value": "abc"}, "rules.rules.0.value"),
+        ({"type": "custom", "key": "a", "op": "equals", "value": ["x"]}, "rules.rules.0.value"),
+        ({"type": "has_tag", "tag_id": "not-a-uuid"}, "rules.rules.0.tag_id"),
+    ]
+    for rule, path in cases:
+        resp = owner.post("/api/v1/segments", json={"name": "Bad", "rules": [rule]})
+        assert resp.status_code == 400, (rule, resp.text)
+        assert path in resp.json()["errors"], (rule, resp.json())
+    good = owner.post("/api/v1/segments", json={"name": "Recent", "rules": [
+        {"type": "updated", "from": "2026-01-01T00:00:00Z"}]})
+    assert good.status_code == 201, good.text
+    patch = owner.patch(f"/api/v1/segments/{good.json()['id']}",
+                        json={"rules": [{"type": "updated", "from": "soon"}]})
+    assert patch.status_code == 400 and "rules.rules.0.from" in patch.json()["errors"]
+    assert owner.get(f"/api/v1/segments/{good.json()['id']}/preview").status_code == 200
+    assert owner.get("/api/v1/segments").json()[0]["rules"]["rules"][0]["from"] == "2026-01-01T00:00:00Z"
+
+
+def test_a_bad_rule_stored_before_validation_answers_400_naming_it_never_500(owner, stack):
+    created = owner.post("/api/v1/contacts", json={"email": "ada.byron@example.org"}).json()
+    seg = owner.post("/api/v1/segments", json={"name": "Legacy", "rules": [
+        {"type": "field", "field": "email", "op": "exists"}]}).json()
+    conn = stack.db("contacts")
+    conn.autocommit = True
+    # As saved before the rules' values were checked.
+    conn.cursor().execute("UPDATE segments SET rules = %s WHERE id = %s", (Json({"match": "all", "rules": [
+        {"type": "field", "field": "email", "op": "exists"},
+        {"type": "created", "from": "yesterday", "to": "2026-13-45"}]}), seg["id"]))
+    conn.close()
+    for path in (f"/api/v1/segments/{seg['id']}/count", f"/api/v1/segments/{seg['id']}/preview",
+                 f"/api/v1/segments/{seg['id']}/contacts/{created['id']}/why"):
+        resp = owner.get(path)
+        assert resp.status_code == 400, (path, resp.text)
+        body = resp.json()
+        assert "rules.rules.1.from" in body["errors"] and "Legacy" in body["message"], body
+    listed = owner.get("/api/v1/contacts", params={"segment_id": seg["id"]})
+    assert listed.status_code == 400 and "rules.rules.1.from" in listed.json()["errors"]
+    with stack.rpc() as rpc:
+        with pytest.raises(Exception) as err:  # the run worker's page: Invalid, not a crash
+            rpc.contacts.resolve_segment({"org_id": owner.org_id, "role": "system"},
+                                         {"segment_id": seg["id"], "channel": "email"})
+    assert type(err.value).__name__ in ("Invalid", "RemoteError"), err.value
+    assert "rules.rules.1.from" in repr(err.value.__dict__) + str(err.value), err.value
