@@ -36,7 +36,7 @@ def run(base):
         "organization": {"name": "Bench Org", "description": "benchmarks"},
         "owner": {"name": "Bench Owner", "email": email, "password": PASSWORD}})
     resp.raise_for_status()
-    token = resp.json()["token"]
+    assert resp.json()["token"]
 
     sessions = {}
 

@@ -4,7 +4,7 @@ response. It also records what the OpenAPI document says about the route."""
 import functools
 import json
 
-from flask import g, jsonify, request, Response
+from flask import jsonify, request, Response
 from marshmallow import ValidationError
 
 from gateway import auth

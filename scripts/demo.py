@@ -96,7 +96,7 @@ class Demo:
         chosen = [c for c in self.state["contacts"] if c.get("email")][:6]
         phone_only = self.api.post("/contacts", json={
             "first_name": "Sam", "last_name": "Reyes", "phone": "+1 202-555-0100"})
-        self.say(f"added contact Sam Reyes with a phone number and no e-mail address")
+        self.say("added contact Sam Reyes with a phone number and no e-mail address")
         tagged = chosen + [phone_only]
         tag_contacts(self.api, tag["id"], [c["id"] for c in tagged])
         self.say(f"tag 'Spring outreach' put on {len(tagged)} contacts: "

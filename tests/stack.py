@@ -1,7 +1,6 @@
 """Runs the whole product for a test session the way `make run` does (the Procfile's commands,
 each service its own process), in a private PostgreSQL database and RabbitMQ vhost."""
 import os
-import shlex
 import shutil
 import signal
 import socket

@@ -114,7 +114,7 @@ class CommunicationOut(Schema):
 
 
 class CommunicationPageOut(Schema):
-    communications = fields.List(fields.Nested(CommunicationOut))
+    items = fields.List(fields.Nested(CommunicationOut))
     next_cursor = fields.String(allow_none=True)
 
 
@@ -177,7 +177,8 @@ def channel_readiness():
 
 @bp.get("/communications")
 @endpoint("read", query=FeedQuery(), response=CommunicationPageOut(),
-          summary="Communications feed, newest first (keyset cursor)", tags=["communications"])
+          summary="Communications feed, newest first: {items, next_cursor}; the next page with "
+                  "`after` = next_cursor (`cursor` is a deprecated alias)", tags=["communications"])
 def list_communications(query):
     return rpc.messaging.list_communications(g.ctx, query)
 

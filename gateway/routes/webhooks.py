@@ -2,7 +2,8 @@
 inbound URL (from a forwarding rule, an MTA pipe, or a provider's "raw MIME" option)."""
 import base64
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from gateway.api import endpoint
 from gateway.errors import ApiError
@@ -10,19 +11,60 @@ from gateway.rpc import rpc
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
-MAX_EMAIL_BYTES = 30 * 1024 * 1024
+# Raw inbound email: 25 MB like common MTAs (Gmail, Microsoft 365), INBOUND_EMAIL_MAX_BYTES in
+# config.yml to change it. Provider webhooks: 30 MB, SendGrid Inbound Parse's own limit.
+DEFAULT_MAX_EMAIL_BYTES = 25 * 1024 * 1024
+MAX_WEBHOOK_BYTES = 30 * 1024 * 1024
+CHUNK = 1024 * 1024
+
+
+def max_email_bytes():
+    try:
+        value = int(current_app.config.get("INBOUND_EMAIL_MAX_BYTES") or DEFAULT_MAX_EMAIL_BYTES)
+    except (TypeError, ValueError):
+        value = DEFAULT_MAX_EMAIL_BYTES
+    return value if value > 0 else DEFAULT_MAX_EMAIL_BYTES
+
+
+def read_body(limit, what):
+    """The request body, or 413 (JSON) when it is larger than `limit`, decided before any RPC.
+    An oversized body is read to its end in chunks and dropped, so the client gets our answer
+    rather than a connection reset in the middle of its upload."""
+    too_large = ApiError(413, "too_large", f"{what} is larger than {_mb(limit)}",
+                         errors={"body": [f"at most {limit} bytes"]})
+    length = request.content_length
+    keep = length is None or length <= limit
+    chunks, size = [], 0
+    try:
+        while True:
+            chunk = request.stream.read(CHUNK)
+            if not chunk:
+                break
+            size += len(chunk)
+            if keep and size <= limit:
+                chunks.append(chunk)
+            else:
+                keep, chunks = False, []
+    except RequestEntityTooLarge:
+        raise too_large
+    if not keep:
+        raise too_large
+    return b"".join(chunks)
+
+
+def _mb(limit):
+    return f"{limit / (1024 * 1024):g} MB"
 
 
 @bp.post("/email/inbound/<key>")
 @endpoint("public", status=200, tags=["webhooks"],
-          summary="Receive one raw email (message/rfc822) for the organization the key names")
+          summary="Receive one raw email (message/rfc822, at most 25 MB) for the organization "
+                  "the key names; larger messages are answered 413")
 def inbound_email(key):
-    raw = request.get_data(cache=False)
+    raw = read_body(max_email_bytes(), "the message")
     if not raw or not raw.strip():
         raise ApiError(400, "invalid", "the body must be a raw RFC 5322 message",
                        errors={"body": ["empty message"]})
-    if len(raw) > MAX_EMAIL_BYTES:
-        raise ApiError(413, "too_large", "the message is larger than 30 MB")
     result = rpc.messaging.receive_email(key, base64.b64encode(raw).decode("ascii"))
     comm = result.get("communication") or {}
     return {"kind": result["kind"], "duplicate": result["duplicate"],
@@ -53,9 +95,7 @@ def public_url():
 
 
 def _forward(provider, kind, key):
-    raw = request.get_data(cache=False)
-    if len(raw) > MAX_EMAIL_BYTES:
-        raise ApiError(413, "too_large", "the request body is larger than 30 MB")
+    raw = read_body(MAX_WEBHOOK_BYTES, "the request body")
     headers = {name.lower(): request.headers[name] for name in FORWARDED if name in request.headers}
     return rpc.messaging.receive_webhook({
         "provider": provider, "kind": kind, "key": key, "url": public_url(),

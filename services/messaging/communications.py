@@ -1,7 +1,11 @@
 """Communications and threads: the one status vocabulary with its allowed transitions, how a row
 is shown to clients, and the feed's keyset cursor."""
 import base64
+import binascii
 import datetime
+import uuid
+
+from services.common.errors import Invalid
 
 # status -> the statuses it may move to.
 TRANSITIONS = {
@@ -75,10 +79,33 @@ def encode_cursor(row):
 
 def decode_cursor(cursor):
     """(created_at, id) or ValueError for anything that is not one of our cursors."""
-    raw = base64.urlsafe_b64decode(cursor.encode() + b"=" * (-len(cursor) % 4)).decode()
-    created, _, ident = raw.partition("|")
-    import uuid
-    return datetime.datetime.fromisoformat(created), str(uuid.UUID(ident))
+    try:
+        raw = base64.urlsafe_b64decode(cursor.encode("ascii") + b"=" * (-len(cursor) % 4)).decode()
+        created, sep, ident = raw.partition("|")
+        if not sep:
+            raise ValueError("no separator")
+        when = datetime.datetime.fromisoformat(created)
+        if when.tzinfo is None:
+            raise ValueError("not one of our timestamps")
+        return when, str(uuid.UUID(ident))
+    except (ValueError, TypeError, UnicodeError, binascii.Error, OverflowError) as err:
+        raise ValueError(f"not a cursor: {err}") from None
+
+
+def cursor_position(cursor, find_row, field="after"):
+    """The (created_at, id) keyset position of a feed cursor, or Invalid naming `field`.
+    Campaigns' lists use the same created_at|id shape, so a decodable cursor must also name a
+    communication of this organization created at that very time (`find_row(id)` -> row or
+    None): a cursor of another list or organization is refused, not read as a position."""
+    message = "not a cursor this list returned (use next_cursor as it was given)"
+    try:
+        when, comm_id = decode_cursor(cursor)
+    except ValueError:
+        raise Invalid("invalid input", errors={field: [message]})
+    row = find_row(comm_id)
+    if row is None or row["created_at"] != when:
+        raise Invalid("invalid input", errors={field: [message]})
+    return when, comm_id
 
 
 def _preview(row):

@@ -43,7 +43,7 @@ def record(tx, org_id, parsed, original, contact_id):
     if not store.add_inbound_receipt(tx, org_id, parsed["dedupe_key"], kind, row["id"]):
         # The same email arrived twice at once; the other copy won. Undo ours.
         raise DuplicateRace()
-    store.touch_threads(tx, [thread_id])
+    store.touch_threads(tx, org_id, [thread_id])
     if not parsed["automatic"]:
         # Auto-replies stay in the thread but are not replies: no event, nothing sent back.
         tx.emit("reply_received", {
@@ -74,7 +74,7 @@ def _record_bounce(tx, org_id, parsed, original):
     if not store.add_inbound_receipt(tx, org_id, parsed["dedupe_key"], "bounce", original["id"]):
         raise DuplicateRace()
     if communications.may_move(original["status"], "bounced"):
-        store.mark_bounced(tx, original["id"], dsn["bounce_type"], dsn["diagnostic"] or None)
+        store.mark_bounced(tx, org_id, original["id"], dsn["bounce_type"], dsn["diagnostic"] or None)
         recipients = [r["recipient"] for r in dsn["recipients"] if r["action"] == "failed"]
         tx.emit("email_bounced", {
             "org_id": org_id, "communication_id": str(original["id"]),

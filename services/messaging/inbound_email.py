@@ -9,7 +9,7 @@ import hashlib
 import re
 from email.utils import getaddresses, parseaddr
 
-from services.messaging import reply_text
+from services.messaging import reply_text, sanitize
 
 MSGID = re.compile(r"<[^<>\s]+>")
 REPLY_TOKEN = re.compile(r"\breply\+([A-Za-z0-9][A-Za-z0-9._-]*)@", re.IGNORECASE)
@@ -32,36 +32,123 @@ OPT_OUT = re.compile(
     r"darme de baja|dejen de (enviarme|escribirme)|désinscri|ne plus recevoir)",
     re.IGNORECASE)
 
+# Bounds that keep a 25 MB message as cheap as a short one. The text a person wrote is at the top
+# of a reply, so the stored body is a prefix and stripping works on it; HTML costs BeautifulSoup
+# about 5 s per MB, so only its first part is read. Attachments are kept as metadata only.
+BODY_CHARS = 200_000
+HTML_CHARS = 250_000
+SUBJECT_CHARS = 1_000
+NAME_CHARS = 300
+MAX_REFERENCES = 100
+TRUNCATED_NOTE = "\n\n[message truncated: only the first {:,} characters are kept]"
+# The stdlib parses a long address list at about 10 s per 100 KB (and again on every read), so a
+# header longer than this is shortened before parsing (References keeps its newest ids), a header
+# we read is kept at most READ_REPEATS times, and past HEADER_BLOCK_BYTES only the first of each
+# header we read is kept. MTAs cap headers similarly.
+HEADER_BYTES = 8 * 1024
+HEADER_BLOCK_BYTES = 256 * 1024
+READ_REPEATS = 10
+READ_HEADERS = {
+    b"from", b"to", b"cc", b"subject", b"message-id", b"in-reply-to", b"references",
+    b"delivered-to", b"x-original-to", b"envelope-to", b"auto-submitted", b"x-autoreply",
+    b"x-autorespond", b"precedence", b"x-auto-response-suppress",
+    b"x-ms-exchange-inbox-rules-loop", b"x-ms-exchange-generated-message-source",
+    b"mime-version", b"content-type", b"content-transfer-encoding", b"content-disposition"}
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+
 
 def parse(raw):
-    """A dict describing the message; never raises for a malformed header (it is left empty)."""
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    """A dict describing the message; never raises for a malformed header (it is left empty).
+    Every text in it is storable (no NUL, no lone surrogate) and bounded in size."""
+    msg = email.message_from_bytes(bounded_headers(raw), policy=email.policy.default)
     from_name, from_address = _sender(msg)
     message_id = _first_id(_header(msg, "Message-ID"))
     text, html = _bodies(msg)
-    body = text if text is not None else reply_text.html_to_text(html or "")
-    body = reply_text.normalize(body)
+    body, stripped = body_text(text, html)
     dsn = _delivery_status(msg)
     parsed = {
-        "from_name": from_name,
+        "from_name": from_name[:NAME_CHARS],
         "from_address": from_address,
         "to": _header(msg, "To"),
         "subject": _clean_subject(_header(msg, "Subject")),
         "message_id": message_id,
-        "in_reply_to": MSGID.findall(_header(msg, "In-Reply-To")),
-        "references": MSGID.findall(_header(msg, "References")),
+        "in_reply_to": MSGID.findall(_header(msg, "In-Reply-To"))[:MAX_REFERENCES],
+        # The newest references are the last ones; a thread is found by them.
+        "references": MSGID.findall(_header(msg, "References"))[-MAX_REFERENCES:],
         "reply_tokens": _tokens(msg, REPLY_TOKEN),
         "bounce_tokens": _tokens(msg, BOUNCE_TOKEN),
         "body": body,
-        "stripped_text": reply_text.strip_reply(body),
+        "stripped_text": stripped,
         "attachments": _attachments(msg),
         "automatic": is_automatic(msg),
         "bounce": dsn,
         "dedupe_key": message_id or "sha256:" + hashlib.sha256(raw).hexdigest(),
     }
+    parsed = sanitize.deep(parsed)
     parsed["opt_out"] = bool(dsn is None and not parsed["automatic"]
                              and OPT_OUT.search(parsed["stripped_text"]))
     return parsed
+
+
+def bounded_headers(raw):
+    """`raw` with its top-level header block bounded (see HEADER_BYTES); unchanged when short."""
+    found = _HEADER_END.search(raw)
+    end = found.start() if found else len(raw)
+    if end <= HEADER_BYTES:
+        return raw
+    headers = []
+    for line in re.split(rb"\r?\n", raw[:end]):
+        if line[:1] in (b" ", b"\t") and headers:
+            headers[-1].append(line)
+        else:
+            headers.append([line])
+    kept, total, seen = [], 0, {}
+    for lines in headers:
+        value = b"\r\n".join(lines)
+        name = value.split(b":", 1)[0].strip().lower()
+        if len(value) > HEADER_BYTES:
+            value = _shorten_header(value, name)
+        count = seen.get(name, 0)
+        if name in READ_HEADERS and count >= READ_REPEATS:
+            continue
+        if total + len(value) > HEADER_BLOCK_BYTES and (name not in READ_HEADERS or count):
+            continue
+        seen[name] = count + 1
+        total += len(value) + 2
+        kept.append(value)
+    return b"\r\n".join(kept) + raw[end:]
+
+
+def _shorten_header(value, name):
+    label = value.split(b":", 1)[0]
+    if name in (b"references", b"in-reply-to"):
+        tail = value[-HEADER_BYTES:]
+        start = tail.find(b"<")
+        return label + b": " + (tail[start:] if start >= 0 else b"")
+    value = value[:HEADER_BYTES]
+    cut = max(value.rfind(b","), value.rfind(b" "), value.rfind(b"\t"))
+    if cut > len(label) + 1:
+        value = value[:cut]
+    return value.rstrip(b" \t\r\n,")
+
+
+def body_text(text, html):
+    """(body, stripped_text) from the text/plain part, else the HTML one, each read on a bounded
+    prefix; a body cut short says so at its end (stripped_text never carries the note)."""
+    if text is not None:
+        truncated = len(text) > BODY_CHARS
+        source = text[:BODY_CHARS]
+    else:
+        html = html or ""
+        truncated = len(html) > HTML_CHARS
+        source = reply_text.html_to_text(html[:HTML_CHARS])
+    body = reply_text.normalize(sanitize.text(source))
+    if len(body) > BODY_CHARS:
+        body, truncated = body[:BODY_CHARS], True
+    stripped = reply_text.strip_reply(body)
+    if truncated:
+        body += TRUNCATED_NOTE.format(BODY_CHARS)
+    return body, stripped
 
 
 def thread_candidates(parsed):
@@ -156,11 +243,12 @@ def _bodies(msg):
             continue
         subtype = part.get_content_subtype()
         if subtype == "plain" and text is None:
-            text = _content(part)
+            # One character over the bound tells body_text the text was cut.
+            text = _content(part)[:BODY_CHARS + 1]
             if part.get_param("format", "").lower() == "flowed":
                 text = reply_text.unflow(text, part.get_param("delsp", "").lower() == "yes")
         elif subtype == "html" and html is None:
-            html = _content(part)
+            html = _content(part)[:HTML_CHARS + 1]
         if msg.get_content_type() == "multipart/report":
             break  # the human notice only; the rest is machine data
     return text, html
@@ -194,10 +282,23 @@ def _attachments(msg):
             continue
         if msg.get_content_type() == "multipart/report":
             continue
-        data = part.get_payload(decode=True) or b""
-        out.append({"filename": filename or "attachment", "content_type": part.get_content_type(),
-                    "size": len(data)})
+        out.append({"filename": (filename or "attachment")[:NAME_CHARS],
+                    "content_type": part.get_content_type(), "size": _decoded_size(part)})
     return out
+
+
+def _decoded_size(part):
+    """The attachment's size in bytes, without decoding a base64 payload into memory again."""
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        return sum(_decoded_size(p) for p in payload)
+    if not isinstance(payload, str):
+        return len(part.get_payload(decode=True) or b"")
+    if part.get("Content-Transfer-Encoding", "").strip().lower() == "base64":
+        compact = len(payload) - sum(payload.count(c) for c in "\r\n \t")
+        padding = payload.rstrip()[-2:].count("=")
+        return max(0, compact * 3 // 4 - padding)
+    return len(part.get_payload(decode=True) or b"")
 
 
 def _sender(msg):
@@ -236,7 +337,7 @@ def _header(msg, name):
 
 
 def _clean_subject(subject):
-    return re.sub(r"\s*\r?\n\s*", " ", subject or "").strip()
+    return re.sub(r"\s*\r?\n\s*", " ", (subject or "")[:SUBJECT_CHARS * 2]).strip()[:SUBJECT_CHARS]
 
 
 def recipient_addresses(value):

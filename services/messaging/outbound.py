@@ -180,7 +180,7 @@ def _deliver_channel(db, org_id, channel, candidates, reachable, secret_key, sle
         # Never send without the last check: wait for the sweep, a minute from now.
         log.exception("contacts.reachable failed; %s communications stay queued", len(candidates))
         with db.transaction() as tx:
-            store.postpone(tx, [c["id"] for c in candidates], REACHABILITY_RETRY_SECONDS,
+            store.postpone(tx, org_id, [c["id"] for c in candidates], REACHABILITY_RETRY_SECONDS,
                            "waiting for the contacts service's reachability check")
         return []
     answer = {_key(channel, k): v for k, v in (answer or {}).items()}
@@ -194,10 +194,10 @@ def _deliver_channel(db, org_id, channel, candidates, reachable, secret_key, sle
         twilio_row = store.provider_settings(tx, org_id, "twilio") if channel == "sms" else None
         blocked = [r for r in rows if not answer.get(_key(channel, r["to_address"]), False)]
         go = [r for r in rows if answer.get(_key(channel, r["to_address"]), False)]
-        store.set_status(tx, [r["id"] for r in blocked], "failed", error="unsubscribed")
+        store.set_status(tx, org_id, [r["id"] for r in blocked], "failed", error="unsubscribed")
         final += [result_of(r, "failed", "unsubscribed") for r in blocked]
         # Committed before any provider traffic: a crash from here on leaves `sending` as evidence.
-        store.set_status(tx, [r["id"] for r in go], "sending", attempts_increment=1)
+        store.set_status(tx, org_id, [r["id"] for r in go], "sending", attempts_increment=1)
     if not go:
         with db.transaction() as tx:
             emit_results(tx, org_id, immediate_groups(final))
@@ -229,15 +229,15 @@ def _send_email(db, org_id, go, settings_row, secret_key, sleep, already):
         for r in go:
             outcome, error = outcomes[r["id"]]
             if outcome == "sent":
-                store.set_status(tx, [r["id"]], "sent", sent=True)
+                store.set_status(tx, org_id, [r["id"]], "sent", sent=True)
                 final.append(result_of(r, "sent", None))
             elif outcome == "transient" and r["attempts"] + 1 < sending.MAX_ATTEMPTS:
-                store.set_status(tx, [r["id"]], "queued", error=error,
+                store.set_status(tx, org_id, [r["id"]], "queued", error=error,
                                  next_attempt_seconds=sending.requeue_delay(r["attempts"] + 1))
             else:
-                store.set_status(tx, [r["id"]], "failed", error=error)
+                store.set_status(tx, org_id, [r["id"]], "failed", error=error)
                 final.append(result_of(r, "failed", error))
-        store.touch_threads(tx, [r["thread_id"] for r in go])
+        store.touch_threads(tx, org_id, [r["thread_id"] for r in go])
         if already or final:
             emit_results(tx, org_id, immediate_groups(already + final))
     return final
@@ -267,7 +267,7 @@ def _send_sms(db, org_id, go, twilio_row, secret_key, sleep, sms_config, already
         def record(key, outcome):
             if outcome.kind == "sent":
                 with db.transaction() as tx:
-                    store.update_communication(tx, key, {
+                    store.update_communication(tx, org_id, key, {
                         "provider": "twilio", "provider_message_id": outcome.sid,
                         "provider_status": outcome.provider_status})
 
@@ -280,16 +280,16 @@ def _send_sms(db, org_id, go, twilio_row, secret_key, sleep, sms_config, already
             outcome = outcomes[r["id"]]
             if outcome.kind == "sent":
                 # A status callback may already have moved it on (sending -> delivered).
-                store.finish_sending(tx, r["id"], "sent")
+                store.finish_sending(tx, org_id, r["id"], "sent")
                 webhooks.apply_early_sms_status(tx, org_id, r["id"], outcome.sid)
                 final.append(result_of(r, "sent", None))
             elif outcome.kind == "transient" and r["attempts"] + 1 < sending.MAX_ATTEMPTS:
-                store.set_status(tx, [r["id"]], "queued", error=outcome.error,
+                store.set_status(tx, org_id, [r["id"]], "queued", error=outcome.error,
                                  next_attempt_seconds=sending.requeue_delay(r["attempts"] + 1))
             else:
-                store.set_status(tx, [r["id"]], "failed", error=outcome.error)
+                store.set_status(tx, org_id, [r["id"]], "failed", error=outcome.error)
                 if outcome.error_code:
-                    store.update_communication(tx, r["id"], {"provider": "twilio",
+                    store.update_communication(tx, org_id, r["id"], {"provider": "twilio",
                                                              "error_code": outcome.error_code})
                 if outcome.error_code == "21610":
                     # Twilio: the handset replied STOP to this sender; record the opt-out here too.
@@ -298,7 +298,7 @@ def _send_sms(db, org_id, go, twilio_row, secret_key, sleep, sms_config, already
                         "source": "user_action", "unsubscribed": True,
                         "contact_id": _s(r["contact_id"]), "communication_id": _s(r["id"])})
                 final.append(result_of(r, "failed", outcome.error))
-        store.touch_threads(tx, [r["thread_id"] for r in go])
+        store.touch_threads(tx, org_id, [r["thread_id"] for r in go])
         if already or final:
             emit_results(tx, org_id, immediate_groups(already + final))
     return final

@@ -83,7 +83,9 @@ class CommunicationFiltersSchema(Schema):
     thread_id = fields.UUID()
     since = fields.AwareDateTime(default_timezone=None)
     until = fields.AwareDateTime(default_timezone=None)
-    cursor = fields.String(load_default=None, allow_none=True)
+    # The keyset cursor: the previous page's next_cursor. `cursor` is its deprecated alias.
+    after = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
+    cursor = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 

@@ -21,7 +21,9 @@ from services.messaging import schemas
 
 log = logging.getLogger(__name__)
 
-MAX_INBOUND_BYTES = 30 * 1024 * 1024
+# The gateway answers 413 above INBOUND_EMAIL_MAX_BYTES before calling; this is the same bound
+# for callers that reach the RPC directly.
+DEFAULT_MAX_INBOUND_BYTES = 25 * 1024 * 1024
 SWEEP_BATCH = 500
 SWEEP_AFTER_SECONDS = 60
 
@@ -188,7 +190,7 @@ class MessagingService(base.ServiceBase):
             raise Invalid("invalid input", errors={"body": ["not base64"]})
         if not raw.strip():
             raise Invalid("invalid input", errors={"body": ["empty message"]})
-        if len(raw) > MAX_INBOUND_BYTES:
+        if len(raw) > self._max_inbound_bytes():
             raise Invalid("invalid input", errors={"body": ["message too large"]})
         parsed = inbound_email.parse(raw)
         if not parsed["from_address"] or "@" not in parsed["from_address"]:
@@ -210,6 +212,13 @@ class MessagingService(base.ServiceBase):
                 continue
         raise inbound.DuplicateRace()
 
+    def _max_inbound_bytes(self):
+        try:
+            value = int(self.config.get("INBOUND_EMAIL_MAX_BYTES") or DEFAULT_MAX_INBOUND_BYTES)
+        except (TypeError, ValueError):
+            value = DEFAULT_MAX_INBOUND_BYTES
+        return value if value > 0 else DEFAULT_MAX_INBOUND_BYTES
+
     def _find_contact(self, org_id, address):
         if not address:
             return None
@@ -228,17 +237,18 @@ class MessagingService(base.ServiceBase):
     def list_communications(self, ctx, filters=None):
         ctx = context(ctx)
         filters = load(schemas.CommunicationFiltersSchema(), filters or {})
-        cursor = None
-        if filters.get("cursor"):
-            try:
-                cursor = communications.decode_cursor(filters["cursor"])
-            except (ValueError, UnicodeDecodeError, binascii.Error):
-                raise Invalid("invalid input", errors={"cursor": ["not a cursor from this list"]})
+        # `after` is the keyset cursor as everywhere in the API; `cursor` its deprecated alias.
+        field = "after" if filters.get("after") else "cursor"
+        token = filters.get("after") or filters.get("cursor")
         limit = filters["limit"]
         with self.db.transaction() as tx:
+            cursor = None
+            if token:
+                cursor = communications.cursor_position(
+                    token, lambda comm_id: store.cursor_row(tx, ctx["org_id"], comm_id), field)
             rows = store.list_communications(tx, ctx["org_id"], filters, cursor, limit)
         page = rows[:limit]
-        return {"communications": [communications.view(r) for r in page],
+        return {"items": [communications.view(r) for r in page],
                 "next_cursor": communications.encode_cursor(page[-1]) if len(rows) > limit else None}
 
     @rpc

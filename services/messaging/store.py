@@ -1,7 +1,12 @@
 """SQL for messaging's tables. Every function takes a transaction (`tx`) and, where it touches
-organization data, the org_id first."""
+organization data, the org_id first; every read and write of organization rows is filtered by it.
+The exceptions find the organization in the first place and say so: the inbound key of a webhook
+URL, key-less provider webhooks routed by what their payload names (our number, a message id; the
+organization's secret must then verify the request), and the cross-organization send sweeper."""
 import json
 import uuid
+
+from services.messaging import sanitize
 
 COMM_COLUMNS = (
     "id, org_id, thread_id, draft_id, direction, channel, status, is_test, automatic, campaign_id, "
@@ -26,6 +31,7 @@ def email_settings(tx, org_id, new_inbound_key):
 
 
 def settings_by_inbound_key(tx, inbound_key):
+    # No org filter: the secret key in a webhook URL is how the organization is found.
     return tx.one("SELECT * FROM email_settings WHERE inbound_key = %s", (inbound_key,))
 
 
@@ -75,7 +81,7 @@ def insert_threads(tx, rows):
             "INSERT INTO threads (id, org_id, channel, contact_id, campaign_id, run_id, is_test, "
             "subject) VALUES %s",
             [(r["id"], r["org_id"], r["channel"], r["contact_id"], r["campaign_id"], r["run_id"],
-              r["is_test"], r["subject"]) for r in rows],
+              r["is_test"], sanitize.text(r["subject"])) for r in rows],
         )
 
 
@@ -91,7 +97,9 @@ def claim_queued(tx, org_id, ids):
 
 
 def due_queued(tx, limit, older_than_seconds):
-    """Queued communications a crash or an outage left behind, grouped by the sweeper per org."""
+    """Queued communications a crash or an outage left behind, grouped by the sweeper per org.
+    No org filter by design: the sweeper serves every organization and hands each its own ids
+    (claim_queued then locks them with the org filter)."""
     return tx.all(
         "SELECT id, org_id FROM communications WHERE status = 'queued' AND "
         "COALESCE(next_attempt_at, created_at + make_interval(secs => %s)) <= now() "
@@ -100,7 +108,7 @@ def due_queued(tx, limit, older_than_seconds):
     )
 
 
-def set_status(tx, ids, status, error=None, sent=False, attempts_increment=0,
+def set_status(tx, org_id, ids, status, error=None, sent=False, attempts_increment=0,
                next_attempt_seconds=None):
     if not ids:
         return
@@ -110,36 +118,37 @@ def set_status(tx, ids, status, error=None, sent=False, attempts_increment=0,
         "sent_at = CASE WHEN %s THEN now() ELSE sent_at END, "
         "next_attempt_at = CASE WHEN %s::float IS NULL THEN NULL "
         "ELSE now() + make_interval(secs => %s::float) END "
-        "WHERE id = ANY(%s::uuid[])",
-        (status, error, attempts_increment, sent, next_attempt_seconds, next_attempt_seconds,
-         [str(i) for i in ids]),
+        "WHERE org_id = %s AND id = ANY(%s::uuid[])",
+        (status, sanitize.text(error), attempts_increment, sent, next_attempt_seconds,
+         next_attempt_seconds, org_id, [str(i) for i in ids]),
     )
 
 
-def finish_sending(tx, comm_id, status):
+def finish_sending(tx, org_id, comm_id, status):
     """`sending` -> `status` (a provider webhook may already have moved the row further on, which
     is kept); sent_at is set once."""
     tx.execute(
         "UPDATE communications SET status = CASE WHEN status = 'sending' THEN %s ELSE status END, "
         "error = NULL, next_attempt_at = NULL, sent_at = COALESCE(sent_at, now()), "
-        "updated_at = now() WHERE id = %s",
-        (status, comm_id),
+        "updated_at = now() WHERE org_id = %s AND id = %s",
+        (status, org_id, comm_id),
     )
 
 
-def postpone(tx, ids, seconds, reason):
+def postpone(tx, org_id, ids, seconds, reason):
     """Keep queued rows queued but not due again for `seconds`."""
     tx.execute(
         "UPDATE communications SET next_attempt_at = now() + make_interval(secs => %s), "
-        "error = %s, updated_at = now() WHERE id = ANY(%s::uuid[]) AND status = 'queued'",
-        (seconds, reason, [str(i) for i in ids]),
+        "error = %s, updated_at = now() WHERE org_id = %s AND id = ANY(%s::uuid[]) "
+        "AND status = 'queued'",
+        (seconds, reason, org_id, [str(i) for i in ids]),
     )
 
 
-def touch_threads(tx, thread_ids):
+def touch_threads(tx, org_id, thread_ids):
     if thread_ids:
-        tx.execute("UPDATE threads SET last_message_at = now() WHERE id = ANY(%s::uuid[])",
-                   ([str(t) for t in set(thread_ids)],))
+        tx.execute("UPDATE threads SET last_message_at = now() WHERE org_id = %s "
+                   "AND id = ANY(%s::uuid[])", (org_id, [str(t) for t in set(thread_ids)]))
 
 
 # -- inbound --------------------------------------------------------------------------------
@@ -195,7 +204,7 @@ def insert_thread(tx, org_id, channel, contact_id, subject, campaign_id=None, ru
 
 def insert_communication(tx, row):
     """One communication of any direction (inbound mail, seeded fixtures); returns the row."""
-    row = dict(row)
+    row = sanitize.deep(dict(row))
     row.setdefault("id", str(uuid.uuid4()))
     row["attachments"] = json.dumps(row.get("attachments") or [])
     columns = list(row)
@@ -207,11 +216,11 @@ def insert_communication(tx, row):
     )
 
 
-def mark_bounced(tx, comm_id, bounce_type, error):
+def mark_bounced(tx, org_id, comm_id, bounce_type, error):
     tx.execute(
         "UPDATE communications SET status = 'bounced', bounce_type = %s, error = %s, "
-        "updated_at = now() WHERE id = %s",
-        (bounce_type, error, comm_id),
+        "updated_at = now() WHERE org_id = %s AND id = %s",
+        (bounce_type, sanitize.text(error), org_id, comm_id),
     )
 
 
@@ -219,6 +228,12 @@ def mark_bounced(tx, comm_id, bounce_type, error):
 
 def get_communication(tx, org_id, comm_id):
     return tx.one(f"SELECT {COMM_COLUMNS} FROM communications WHERE org_id = %s AND id = %s",
+                  (org_id, comm_id))
+
+
+def cursor_row(tx, org_id, comm_id):
+    """The communication a feed cursor points at (its keyset position), or None."""
+    return tx.one("SELECT id, created_at FROM communications WHERE org_id = %s AND id = %s",
                   (org_id, comm_id))
 
 
@@ -301,7 +316,9 @@ def delete_provider_settings(tx, org_id, provider):
 
 def twilio_candidates(tx, phones, service_sids, account_sids):
     """Twilio settings rows a key-less webhook may belong to: by our number, then Messaging
-    Service, then account (an account may back several organizations)."""
+    Service, then account (an account may back several organizations). No org filter: the
+    organization is found from the payload here; the webhook is then verified with each
+    candidate's own secret before anything is read or stored for it."""
     rows = tx.all(
         "SELECT *, CASE WHEN route_phone = ANY(%s) THEN 0 WHEN route_service_sid = ANY(%s) "
         "THEN 1 ELSE 2 END AS rank FROM provider_settings WHERE provider = 'twilio' AND "
@@ -313,6 +330,7 @@ def twilio_candidates(tx, phones, service_sids, account_sids):
 
 
 def settings_for_orgs(tx, provider, org_ids):
+    # Scoped by the list of candidate organizations a key-less webhook may belong to.
     if not org_ids:
         return []
     return tx.all("SELECT * FROM provider_settings WHERE provider = %s AND org_id = ANY(%s::uuid[])",
@@ -321,7 +339,9 @@ def settings_for_orgs(tx, provider, org_ids):
 
 def orgs_with_communication(tx, provider, column, values, limit=20):
     """Organizations that configured `provider` and hold a communication whose `column` is one
-    of `values`, most recent first (key-less webhook routing)."""
+    of `values`, most recent first (key-less webhook routing). No org filter: this finds the
+    organization from the payload; only ids are returned, and the request must then verify with
+    that organization's secret."""
     assert column in ("provider_message_id", "message_id", "reply_token", "id")
     if not values:
         return []
@@ -353,9 +373,10 @@ def lock_communication(tx, org_id, comm_id):
                   "FOR UPDATE", (org_id, comm_id))
 
 
-def update_communication(tx, comm_id, changes):
+def update_communication(tx, org_id, comm_id, changes):
     if not changes:
         return
+    changes = sanitize.deep(changes)
     allowed = {"status", "error", "bounce_type", "provider", "provider_message_id",
                "provider_status", "error_code", "delivered_at", "opened_at", "clicked_at",
                "clicked_url", "complained_at", "duration_seconds", "outcome", "recording",
@@ -364,8 +385,8 @@ def update_communication(tx, comm_id, changes):
     values = [json.dumps(changes[c]) if c == "recording" and changes[c] is not None
               else changes[c] for c in cols]
     sets = ", ".join(f"{c} = %s" for c in cols)
-    tx.execute(f"UPDATE communications SET {sets}, updated_at = now() WHERE id = %s",
-               values + [comm_id])
+    tx.execute(f"UPDATE communications SET {sets}, updated_at = now() "
+               "WHERE org_id = %s AND id = %s", values + [org_id, comm_id])
 
 
 def latest_outbound_sms(tx, org_id, to_address, from_address):
@@ -390,7 +411,7 @@ def latest_inbound_sms(tx, org_id, from_address, to_address):
 
 def provider_event(tx, org_id, dedupe_key):
     return tx.one("SELECT * FROM provider_events WHERE org_id = %s AND dedupe_key = %s",
-                  (org_id, dedupe_key))
+                  (org_id, sanitize.text(dedupe_key)))
 
 
 def add_provider_event(tx, org_id, dedupe_key, provider, event_type, communication_id, data,
@@ -400,8 +421,8 @@ def add_provider_event(tx, org_id, dedupe_key, provider, event_type, communicati
         "INSERT INTO provider_events (org_id, dedupe_key, provider, event_type, communication_id, "
         "data, occurred_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING "
         "RETURNING dedupe_key",
-        (org_id, dedupe_key, provider, event_type, communication_id, json.dumps(data),
-         occurred_at),
+        (org_id, sanitize.text(dedupe_key), provider, sanitize.text(event_type), communication_id,
+         json.dumps(sanitize.deep(data)), occurred_at),
     )
     return row is not None
 

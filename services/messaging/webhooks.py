@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 from services.common.errors import Forbidden, Invalid, NotFound
 from services.messaging import communications, inbound, inbound_email, providers, reply_text
-from services.messaging import signatures, store
+from services.messaging import sanitize, signatures, store
 
 UTC = datetime.timezone.utc
 MAX_BODY = 30 * 1024 * 1024
@@ -109,7 +109,8 @@ def _prepare_twilio(body, headers):
     params = {}
     for name, value in pairs:
         params.setdefault(name, value)
-    return {"pairs": pairs, "params": params}
+    # `pairs` stay exactly as signed (the signature covers them); `params` are what is stored.
+    return {"pairs": pairs, "params": sanitize.deep(params)}
 
 
 def _twilio_candidates(tx, prepared):
@@ -202,7 +203,7 @@ def _record_sms(tx, org_id, p, sid, dedupe, contact_id):
     if not store.add_provider_event(tx, org_id, dedupe, "twilio", "sms_inbound", row["id"],
                                     {"keyword": kind, "segments": p.get("NumSegments")}):
         raise inbound.DuplicateRace()
-    store.touch_threads(tx, [thread_id])
+    store.touch_threads(tx, org_id, [thread_id])
     base = {"org_id": org_id, "channel": "sms", "identifier": sender,
             "contact_id": _s(contact_id), "communication_id": str(row["id"])}
     if kind == "opt_out":
@@ -255,14 +256,14 @@ def _process_sms_status(db, org_id, srow, prepared, find_contact, now=None):
             # Possibly faster than our own commit of the sid: the sender applies it afterwards
             # (apply_early_sms_status).
             return {"kind": "status", "matched": False, "duplicate": False, "communication": None}
-        _apply_sms_status(tx, comm, status, code,
+        _apply_sms_status(tx, org_id, comm, status, code,
                           parse_dlr_date(p.get("RawDlrDoneDate")) or _now(now))
         row = store.get_communication(tx, org_id, comm["id"])
     return {"kind": "status", "matched": True, "duplicate": False,
             "communication": communications.view(row)}
 
 
-def _apply_sms_status(tx, comm, status, code, delivered_at):
+def _apply_sms_status(tx, org_id, comm, status, code, delivered_at):
     changes = {"provider": "twilio"}
     if SMS_RANK.get(status, 0) >= SMS_RANK.get(comm["provider_status"] or "", -1):
         changes["provider_status"] = status
@@ -275,7 +276,7 @@ def _apply_sms_status(tx, comm, status, code, delivered_at):
     if code and status in ("undelivered", "failed"):
         changes["error_code"] = code
         changes["error"] = f"Twilio error {code}: {TWILIO_ERRORS.get(code, 'delivery failed')}"
-    store.update_communication(tx, comm["id"], changes)
+    store.update_communication(tx, org_id, comm["id"], changes)
 
 
 def apply_early_sms_status(tx, org_id, comm_id, sid):
@@ -287,7 +288,7 @@ def apply_early_sms_status(tx, org_id, comm_id, sid):
     for event in events:
         data = event["data"] or {}
         comm = store.lock_communication(tx, org_id, comm_id)
-        _apply_sms_status(tx, comm, data.get("status") or "", data.get("error_code"),
+        _apply_sms_status(tx, org_id, comm, data.get("status") or "", data.get("error_code"),
                           event["received_at"])
         store.attach_provider_event(tx, org_id, event["dedupe_key"], comm_id)
 
@@ -333,7 +334,7 @@ def _process_voice_status(db, org_id, srow, prepared, find_contact, now=None):
         if p.get("RecordingSid") or p.get("RecordingUrl"):
             changes["recording"] = {"sid": p.get("RecordingSid"), "url": p.get("RecordingUrl"),
                                     "duration_seconds": _int(p.get("RecordingDuration"))}
-        store.update_communication(tx, comm["id"], changes)
+        store.update_communication(tx, org_id, comm["id"], changes)
         row = store.get_communication(tx, org_id, comm["id"])
     return {"kind": "status", "matched": True, "duplicate": False,
             "communication": communications.view(row)}
@@ -350,7 +351,8 @@ def _prepare_sendgrid_events(body, headers):
         events = [events]
     if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
         raise Refused()
-    return {"events": events}
+    # The signature covers the raw body, already checked bytes; the parsed events are stored.
+    return {"events": sanitize.deep(events)}
 
 
 def _sg_refs(event):
@@ -464,7 +466,7 @@ def _sendgrid_event(tx, org_id, event, now):
         changes["error"] = f"dropped by SendGrid: {event.get('reason') or 'unknown reason'}"
     elif kind == "spamreport":
         changes["complained_at"] = occurred
-    store.update_communication(tx, comm["id"], changes)
+    store.update_communication(tx, org_id, comm["id"], changes)
     return "matched"
 
 
@@ -495,7 +497,7 @@ def _prepare_mailgun(body, headers):
     mid = str(((event.get("message") or {}).get("headers") or {}).get("message-id") or "").strip()
     mid = mid.strip("<>")
     uv = event.get("user-variables") or {}
-    return {"signature": sig, "event": event, "body_sha256": hashlib.sha256(body).hexdigest(),
+    return {"signature": sig, "event": sanitize.deep(event), "body_sha256": hashlib.sha256(body).hexdigest(),
             "message_ids": [f"<{mid}>"] if mid else [],
             "comm_id": _uuid(uv.get("communication_id") if isinstance(uv, dict) else None)}
 
@@ -580,7 +582,7 @@ def _process_mailgun(db, org_id, srow, prepared, find_contact, now=None):
             changes["clicked_url"] = event.get("url")
         elif kind == "complained":
             changes["complained_at"] = occurred
-        store.update_communication(tx, comm["id"], changes)
+        store.update_communication(tx, org_id, comm["id"], changes)
         row = store.get_communication(tx, org_id, comm["id"])
     return {"kind": "event", "matched": True, "duplicate": False,
             "communication": communications.view(row)}
@@ -601,9 +603,12 @@ def postmark_parsed(data):
             msg[name] = value.replace("\r", " ").replace("\n", " ")
     msg["Subject"] = (data.get("Subject") or "").replace("\r", " ").replace("\n", " ")
     text = data.get("TextBody")
-    body = reply_text.normalize(text if text else reply_text.html_to_text(data.get("HtmlBody") or ""))
-    stripped = data.get("StrippedTextReply")
-    stripped = reply_text.normalize(stripped) if stripped else reply_text.strip_reply(body)
+    body, stripped = inbound_email.body_text(
+        str(text)[:inbound_email.BODY_CHARS + 1] if text else None,
+        str(data.get("HtmlBody") or "")[:inbound_email.HTML_CHARS + 1])
+    if data.get("StrippedTextReply"):
+        stripped = reply_text.normalize(
+            sanitize.text(str(data["StrippedTextReply"])[:inbound_email.BODY_CHARS]))
     tokens = []
     for value in [data.get("MailboxHash")] + [t.get("MailboxHash") for t in data.get("ToFull") or []
                                               if isinstance(t, dict)]:
@@ -634,6 +639,7 @@ def postmark_parsed(data):
         "bounce": None,
         "dedupe_key": "postmark:" + str(data.get("MessageID")),
     }
+    parsed = sanitize.deep(parsed)
     parsed["opt_out"] = bool(not parsed["automatic"]
                              and inbound_email.OPT_OUT.search(parsed["stripped_text"]))
     return parsed
@@ -641,7 +647,8 @@ def postmark_parsed(data):
 
 def _prepare_postmark(body, headers):
     try:
-        data = json.loads(body)
+        # Basic auth, not a body signature: the payload may be cleaned before it is read.
+        data = sanitize.deep(json.loads(body))
         assert isinstance(data, dict) and data.get("MessageID")
         parsed = postmark_parsed(data)
     except (ValueError, UnicodeDecodeError, AssertionError, TypeError, AttributeError):
@@ -733,7 +740,7 @@ def _prepare_sendgrid_inbound(body, headers):
         parsed["from_name"], parsed["from_address"] = name, addr.lower()
     if not parsed["from_address"]:
         raise Refused()
-    return {"parsed": parsed}
+    return {"parsed": sanitize.deep(parsed)}
 
 
 def _inbound_candidates(provider):

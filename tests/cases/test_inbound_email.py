@@ -1,5 +1,6 @@
 """The twelve real-format emails of shared/cases/email, each posted raw to the gateway's inbound
 webhook after seeding the outbound message it answers (scenario table of the cases README)."""
+import time
 import uuid
 
 import pytest
@@ -237,3 +238,70 @@ def test_a_body_that_is_not_an_email_is_refused_and_stores_nothing(api, org):
         resp = api.post(f"/webhooks/email/inbound/{org['key']}", data=body)
         assert resp.status_code == 400, resp.text
         assert "body" in resp.json()["errors"]
+
+
+# -- size and odd characters -------------------------------------------------------------------
+
+def big_reply(size):
+    """A reply of about `size` bytes: the new text, a long quoted history, a large PDF."""
+    quote = b"> an earlier line of the quoted conversation that goes on and on\r\n"
+    head = (b"From: Ana Souza <ana.souza@example.com>\r\n"
+            b"To: Jordan Ellis <reply+7f3a-42-k2m9x1@in.example.org>\r\n"
+            b"Subject: Re: Quick question about Q1 onboarding\r\n"
+            b"Message-ID: <big-" + uuid.uuid4().hex.encode() + b"@mail.gmail.com>\r\n"
+            b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n"
+            b"--B\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+            b"Thanks, the signed contract is attached.\r\n\r\n"
+            b"On Mon, 2 Mar 2026 at 10:00, Jordan Ellis <jordan@example.org> wrote:\r\n")
+    quoted = quote * (size // 3 // len(quote))
+    part = (b"--B\r\nContent-Type: application/pdf\r\n"
+            b"Content-Disposition: attachment; filename=\"contract.pdf\"\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n")
+    line = b"JVBERi0xLjcKJcfsj6IKNSAwIG9iago8PC9MZW5ndGggNiAwIFIvRmlsdGVyIC9GbGF0ZURlY29k\r\n"
+    lines = (size - len(head) - len(quoted) - len(part)) // len(line)
+    raw = head + quoted + part + line * lines + b"--B--\r\n"
+    return raw, lines * 57
+
+
+def test_a_20_mb_reply_is_answered_well_within_the_rpc_timeout(stack, api, org):
+    out = seed(stack, org, 42, "ana.souza@example.com", "Quick question about Q1 onboarding",
+               "7f3a-42-k2m9x1")
+    raw, pdf_size = big_reply(20 * 1024 * 1024)
+    started = time.monotonic()
+    resp = api.post(f"/webhooks/email/inbound/{org['key']}", data=raw,
+                    headers={"Content-Type": "message/rfc822"})
+    elapsed = time.monotonic() - started
+    assert resp.status_code == 200, resp.text
+    assert elapsed < 15, f"took {elapsed:.1f} s"
+    assert resp.json()["kind"] == "reply" and resp.json()["thread_id"] == out["thread_id"]
+    reply = communication(stack, org, resp.json()["communication_id"])
+    assert reply["stripped_text"] == "Thanks, the signed contract is attached."
+    assert reply["body"].endswith("[message truncated: only the first 200,000 characters are kept]")
+    assert len(reply["body"]) < 200_100
+    assert reply["attachments"] == [{"filename": "contract.pdf", "content_type": "application/pdf",
+                                     "size": pdf_size}]
+
+
+def test_a_26_mb_email_is_refused_with_413_before_anything_is_stored(stack, api, org):
+    raw, _ = big_reply(26 * 1024 * 1024)
+    resp = api.post(f"/webhooks/email/inbound/{org['key']}", data=raw,
+                    headers={"Content-Type": "message/rfc822"})
+    assert resp.status_code == 413, resp.text
+    assert resp.json()["error"] == "too_large"
+    assert resp.json()["message"] == "the message is larger than 25 MB"
+    with stack.rpc() as rpc:
+        assert rpc.messaging.list_communications(org["ctx"], {})["items"] == []
+
+
+def test_nul_characters_in_from_subject_and_body_are_dropped_not_a_500(stack, api, org):
+    raw = (b"From: Ana\x00 Souza <ana.souza@example.com>\r\nTo: x@in.example.org\r\n"
+           b"Subject: Re:\x00 the \xff offer\r\nMessage-ID: <nul-" + uuid.uuid4().hex.encode()
+           + b"@example.com>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+           b"Yes\x00, Tuesday \xed\xa0\x80works.\r\n")
+    resp = api.post(f"/webhooks/email/inbound/{org['key']}", data=raw,
+                    headers={"Content-Type": "message/rfc822"})
+    assert resp.status_code == 200, resp.text
+    reply = communication(stack, org, resp.json()["communication_id"])
+    assert reply["from_name"] == "Ana Souza"
+    assert reply["subject"] == "Re: the \ufffd offer"
+    assert reply["stripped_text"] == "Yes, Tuesday \ufffd\ufffd\ufffdworks."

@@ -642,3 +642,41 @@ def test_the_unsubscribe_reaches_only_the_organization_that_owns_the_number(stac
             rpc.messaging.set_provider_settings(other, "twilio", {
                 "account_sid": ACCOUNT_SID, "auth_token": TWILIO_TOKEN,
                 "phone_number": OUR_NUMBER})
+
+
+# -- odd characters: stored cleaned, never a 500 ------------------------------------------------
+
+def test_postmark_inbound_with_nul_and_lone_surrogates_is_stored_cleaned(stack, api, org):
+    data = json.loads(read_fixture("webhooks", "postmark_inbound.json"))
+    data["MessageID"] = str(uuid.uuid4())
+    data["Subject"] = "Re: Brandt\u0000 Events \ud800x"
+    data["FromFull"]["Name"] = "Olivia\u0000 Brandt"
+    data["TextBody"] = "We\u0000 would like a quote \udfff for 2,000 guests."
+    data["StrippedTextReply"] = "We\u0000 would like a quote \udfff for 2,000 guests."
+    resp = api.post(f"/webhooks/postmark/{org['key']}/inbound", data=json.dumps(data),
+                    headers={"Content-Type": "application/json",
+                             "Authorization": basic(PM_USER, PM_PASSWORD)})
+    assert resp.status_code == 200, resp.text
+    reply = communication(stack, org, resp.json()["communication_id"])
+    assert reply["subject"] == "Re: Brandt Events \ufffdx"
+    assert reply["from_name"] == "Olivia Brandt"
+    assert reply["stripped_text"] == "We would like a quote \ufffd for 2,000 guests."
+
+
+def test_twilio_sms_with_nul_characters_is_stored_without_them(stack, api, org):
+    seed_sms(stack, org, "+12025550177")
+    pairs = [("MessageSid", "SM" + uuid.uuid4().hex), ("AccountSid", ACCOUNT_SID),
+             ("From", "+12025550177"), ("To", OUR_NUMBER), ("Body", "Call\x00 me \x00tomorrow"),
+             ("NumMedia", "0"), ("SmsStatus", "received")]
+    signature = signatures.twilio_signature(TWILIO_TOKEN, BASE + "/webhooks/twilio/sms/inbound",
+                                            pairs)
+    resp = api.post("/webhooks/twilio/sms/inbound", data=pairs,
+                    headers={"X-Twilio-Signature": signature})
+    assert resp.status_code == 200, resp.text
+    [reply] = [m for m in sms_history_messages(stack, org) if m["direction"] == "inbound"]
+    assert reply["body"] == "Call me tomorrow"
+
+
+def sms_history_messages(stack, org):
+    with stack.rpc() as rpc:
+        return rpc.messaging.list_communications(org["ctx"], {"channel": "sms"})["items"]

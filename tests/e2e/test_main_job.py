@@ -201,7 +201,7 @@ def test_7_test_run_sends_only_to_the_test_recipients(world, stack):
     received = wait_for(lambda: sink_to(stack, world["owner_email"]))
     assert len(received) == 1
     comms = wait_for(lambda: client.get("/api/v1/communications",
-                                        params={"run_id": run_id}).json()["communications"])
+                                        params={"run_id": run_id}).json()["items"])
     assert [c["is_test"] for c in comms] == [True]
     world["test_run_id"] = run_id
 
@@ -275,7 +275,7 @@ def test_9_a_reply_posted_to_the_inbound_webhook_joins_the_thread(world, stack):
     assert resp.status_code == 200, resp.text
 
     inbound = wait_for(lambda: client.get("/api/v1/communications", params={
-        "direction": "inbound", "run_id": world["run_id"]}).json()["communications"])
+        "direction": "inbound", "run_id": world["run_id"]}).json()["items"])
     assert len(inbound) == 1
     reply = inbound[0]
     assert reply["campaign_id"] == world["campaign_id"]
@@ -292,7 +292,7 @@ def test_10_feed_run_detail_and_analytics_agree(world):
     run_id = world["run_id"]
     feed = client.get("/api/v1/communications", params={
         "channel": "email", "direction": "outbound", "campaign_id": world["campaign_id"],
-        "run_id": run_id}).json()["communications"]
+        "run_id": run_id}).json()["items"]
     assert sorted(c["to_address"] for c in feed) == ["ada.lovelace@example.com",
                                                      "grace.hopper@example.com"]
     assert all(c["is_test"] is False for c in feed)

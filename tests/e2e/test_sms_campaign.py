@@ -46,7 +46,7 @@ def _run(client, run_id):
 
 
 def _comms(client, **params):
-    return client.get("/api/v1/communications", params=params).json()["communications"]
+    return client.get("/api/v1/communications", params=params).json()["items"]
 
 
 def post_twilio(stack, path, pairs, signature):

@@ -120,7 +120,7 @@ def test_a_live_run_drafts_each_eligible_contact_and_skips_the_rest_with_reasons
     assert [r["id"] for r in listed["items"]] == [run["id"]]
 
     # Ada replies; the run counts it (once, however many messages the thread gets).
-    sent = org.get("/api/v1/communications", params={"run_id": run["id"]}).json()["communications"]
+    sent = org.get("/api/v1/communications", params={"run_id": run["id"]}).json()["items"]
     [outbound] = [c for c in sent if c["direction"] == "outbound"]
     inbound_url = org.get("/api/v1/settings/email").json()["inbound"]["webhook_url"]
     path = inbound_url[inbound_url.index("/webhooks/"):]

@@ -102,8 +102,8 @@ def test_the_inbound_url_accepts_mail_for_its_own_organization_only(owner, api):
     assert resp.status_code == 200, resp.text
     comm_id = resp.json()["communication_id"]
     feed = owner["api"].get("/api/v1/communications", params={"direction": "inbound"}).json()
-    assert [c["id"] for c in feed["communications"]] == [comm_id]
-    assert feed["communications"][0]["stripped_text"] == "Hello there."
+    assert [c["id"] for c in feed["items"]] == [comm_id]
+    assert feed["items"][0]["stripped_text"] == "Hello there."
 
 
 def test_a_viewer_reads_settings_without_the_inbound_secret_and_cannot_change_them(owner, api):

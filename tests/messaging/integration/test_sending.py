@@ -70,7 +70,7 @@ def sent_results(stack, org):
 
 def test_approved_drafts_are_sent_once_even_when_the_event_arrives_twice(stack, org):
     tag = uuid.uuid4().hex[:8]
-    people = [(f"Ana Souza", f"ana.{tag}@example.com"), (f"Mark Feld", f"mark.{tag}@example.org")]
+    people = [("Ana Souza", f"ana.{tag}@example.com"), ("Mark Feld", f"mark.{tag}@example.org")]
     drafts = [draft(add_contact(stack, org, n, a), a, n, f"Idea for {n}") for n, a in people]
     payload = batch(org, drafts)
     dispatch(stack, payload)
@@ -149,7 +149,7 @@ def test_an_smtp_server_that_refuses_connections_leaves_mail_queued_not_lost(sta
     def queued_again():
         with stack.rpc() as rpc:
             page = rpc.messaging.list_communications(ctx, {"direction": "outbound"})
-        rows = page["communications"]
+        rows = page["items"]
         return rows and rows[0]["status"] == "queued" and rows[0]["error"] and rows
 
     rows = wait_for(queued_again)

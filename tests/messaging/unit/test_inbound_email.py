@@ -63,3 +63,76 @@ def test_iso_8859_1_quoted_printable_body_decodes():
     raw = (b"From: a@example.net\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
            b"Content-Transfer-Encoding: quoted-printable\r\n\r\nGr=FC=DFe\r\n")
     assert inbound_email.parse(raw)["body"] == "Grüße"
+
+
+# -- bounded parsing and storable text -------------------------------------------------------
+
+def _big_reply(text_bytes, attachment_bytes):
+    quote = b"> an earlier line of the quoted conversation that goes on and on\r\n"
+    return (b"From: Ana Souza <ana.souza@example.com>\r\nTo: reply+7f3a-42-k2m9x1@in.example.org\r\n"
+            b"Subject: Re: The contract\r\nMessage-ID: <big@example.com>\r\n"
+            b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n"
+            b"--B\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+            b"Thanks, the signed contract is attached.\r\n\r\n"
+            b"On Mon, 2 Mar 2026 at 10:00, Jordan Ellis <jordan@example.org> wrote:\r\n"
+            + quote * (text_bytes // len(quote)) +
+            b"--B\r\nContent-Type: application/pdf\r\n"
+            b"Content-Disposition: attachment; filename=\"contract.pdf\"\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n"
+            + (b"QUJD" * 19 + b"\r\n") * (attachment_bytes // 57) + b"--B--\r\n")
+
+
+def test_a_huge_body_is_stored_as_a_bounded_prefix_and_stripped_on_it():
+    parsed = inbound_email.parse(_big_reply(6_000_000, 5_700_000))
+    assert parsed["stripped_text"] == "Thanks, the signed contract is attached."
+    assert len(parsed["body"]) <= inbound_email.BODY_CHARS + 100
+    assert parsed["body"].endswith(
+        "[message truncated: only the first 200,000 characters are kept]")
+    assert parsed["attachments"] == [{"filename": "contract.pdf",
+                                      "content_type": "application/pdf", "size": 5_700_000}]
+
+
+def test_a_huge_html_only_body_is_read_from_its_beginning():
+    raw = (b"From: a@example.com\r\nSubject: hi\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+           b"<p>Sounds good.</p><blockquote>" + b"<p>old text</p>" * 400_000 + b"</blockquote>")
+    parsed = inbound_email.parse(raw)
+    assert parsed["stripped_text"] == "Sounds good."
+    assert len(parsed["body"]) <= inbound_email.BODY_CHARS + 100
+
+
+def test_giant_headers_are_shortened_before_parsing_and_keep_the_newest_references():
+    import time
+    refs = b"\r\n ".join(b"<ref-%d@example.com>" % i for i in range(100_000))
+    to = b", ".join(b"person%d@example.com" % i for i in range(100_000))
+    many = b"".join(b"Cc: c%d@example.com\r\n" % i for i in range(50_000))
+    raw = (b"From: a@example.com\r\nTo: " + to + b"\r\nReferences: " + refs + b"\r\n" + many
+           + b"Subject: " + b"word " * 200_000 + b"\r\n\r\nHello.\r\n")
+    started = time.monotonic()
+    parsed = inbound_email.parse(raw)
+    assert time.monotonic() - started < 10
+    assert parsed["references"][-1] == "<ref-99999@example.com>"
+    assert len(parsed["references"]) == inbound_email.MAX_REFERENCES
+    assert parsed["to"].startswith("person0@example.com, person1@example.com")
+    assert len(parsed["subject"]) <= inbound_email.SUBJECT_CHARS
+    assert parsed["body"] == "Hello."
+
+
+def test_nul_characters_are_dropped_from_every_text():
+    raw = (b"From: Ana\x00 Souza <ana.souza@example.com>\r\nSubject: Re:\x00 hello\r\n"
+           b"Message-ID: <nul\x00@example.com>\r\n"
+           b"Content-Type: text/plain; charset=utf-8\r\n\r\nYes\x00, Tuesday works.\r\n")
+    parsed = inbound_email.parse(raw)
+    assert parsed["from_name"] == "Ana Souza"
+    assert parsed["subject"] == "Re: hello"
+    assert parsed["stripped_text"] == "Yes, Tuesday works."
+    assert "\x00" not in parsed["dedupe_key"] and "\x00" not in (parsed["message_id"] or "")
+
+
+def test_sanitize_drops_nul_and_replaces_only_unpaired_surrogates():
+    from services.messaging import sanitize
+    assert sanitize.text("a\x00b") == "ab"
+    assert sanitize.text("x\ud800y") == "x\ufffdy"
+    assert sanitize.text("pair \ud83d\ude00 kept") == "pair \U0001F600 kept"
+    assert sanitize.text("caf\udcc3\udca9") == "café"         # surrogate-escaped UTF-8 bytes
+    assert sanitize.text("bad \udcff byte") == "bad \ufffd byte"
+    assert sanitize.deep({"k\x00": ["\ud800", 3, None]}) == {"k": ["\ufffd", 3, None]}
