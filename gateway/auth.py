@@ -187,13 +187,14 @@ def authenticate(permission, org_scoped=True):
     g.token = token
     org_id = who.get("org_id")
     role = who.get("role")
+    # Set before the role check, so a denial too names the organization it concerns.
+    g.ctx = {"org_id": org_id, "user_id": who["user_id"], "role": role or "viewer",
+             "request_id": request.headers.get("X-Request-Id")}
     if org_scoped or permission != "signed_in":
         if not org_id:
             raise ApiError(403, "no_organization",
                            "this account has no organization yet: complete onboarding first")
         if permission != "signed_in" and not allowed(permission, role):
             raise ApiError(403, "forbidden", f"the {role} role may not do this")
-    g.ctx = {"org_id": org_id, "user_id": who["user_id"], "role": role or "viewer",
-             "request_id": request.headers.get("X-Request-Id")}
     g.auth_seconds = time.perf_counter() - started
     return who

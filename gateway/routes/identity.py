@@ -93,7 +93,14 @@ class TeammateOut(Schema):
     created_at = fields.String()
 
 
+class TeammateOrganization(Schema):
+    id = fields.String()
+    name = fields.String()
+
+
 class TeammateAddedOut(TeammateOut):
+    organization = fields.Nested(TeammateOrganization, metadata={
+        "description": "the organization the teammate joined"})
     existing_account = fields.Boolean(metadata={"description": "the email already had an account, "
                                                 "which joined this organization as it is"})
     password_set = fields.Boolean(metadata={"description": "the password given became the account's "
@@ -290,9 +297,13 @@ def list_team():
 @bp.post(f"{V1}/team")
 @endpoint("manage", body=s.TeammateIn(), response=TeammateAddedOut(), status=201, tags=["team"])
 def add_teammate(body):
-    """Add a teammate (email, password, name, role); an email that already has an account joins
-    as it is (`existing_account: true`, its password not changed)."""
-    return rpc.identity.add_teammate(g.ctx, body)
+    """Add a teammate (email, password, name, role, organization_id: one you manage, default the
+    active one); an email that already has an account joins as it is (`existing_account: true`,
+    its password not changed)."""
+    result = rpc.identity.add_teammate(g.ctx, _json_safe(body))
+    auth.forget(user_id=result["user_id"])  # an existing account's organizations changed
+    g.ctx = dict(g.ctx, org_id=result["organization"]["id"])  # the answer concerns that one
+    return result
 
 
 @bp.patch(f"{V1}/team/<user_id>")
@@ -373,8 +384,8 @@ OAUTH_STATUS = {"invalid_client": 401, "invalid_grant": 400, "unsupported_grant_
 @bp.post("/oauth/token")
 @endpoint("public", tags=["api credentials"])
 def oauth_token():
-    """client_credentials (HTTP Basic preferred, or client_id/client_secret in the body) or
-    refresh_token. Form-encoded or JSON."""
+    """client_credentials or refresh_token; both authenticate the client (HTTP Basic preferred,
+    or client_id/client_secret in the body). Form-encoded or JSON."""
     data = dict(request.form) if request.form else (request.get_json(silent=True) or {})
     if not isinstance(data, dict):
         data = {}

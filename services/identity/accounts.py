@@ -102,9 +102,7 @@ def register(tx, data, meta=None):
 
 def onboard(tx, who, data):
     """A signed-in user creates an organization and becomes its owner; it becomes active."""
-    user = store.user(tx, who["user_id"], for_update=True)
-    if data.get("name"):
-        user = store.update_user(tx, user["id"], name=data["name"].strip())
+    user = store.update_user(tx, who["user_id"], name=data["name"].strip())
     org = organizations.create(tx, data["organization_name"].strip(),
                                data.get("organization_description") or "", user)
     store.set_active_org(tx, who["user_id"], who["session_id"], org["id"])
@@ -114,7 +112,10 @@ def onboard(tx, who, data):
 
 def rate_limit(tx, email, address):
     """RateLimited when the account or the address failed too often lately, else None.
-    Failures are wrong passwords and wrong second-factor codes alike."""
+    Failures are wrong passwords and wrong second-factor codes alike. Callers that then record
+    an attempt hold the account's sign-in lock (store.lock_sign_ins), so the count and the
+    record are one step per account. The address limit is not locked (that would serialize
+    every account behind one office's NAT): parallel requests can overshoot it slightly."""
     checks = [("email", email, ACCOUNT_FAILURE_LIMIT)]
     if address:
         checks.append(("address", address, ADDRESS_FAILURE_LIMIT))
@@ -132,7 +133,14 @@ def retry_after(oldest_age, window):
 
 
 def login(tx, data, meta=None):
-    """A session, an MFA challenge, or an error to raise after commit."""
+    """A session, an MFA challenge, or an error to raise after commit.
+
+    The limit must hold against parallel requests: the failures are counted again, and this
+    attempt recorded, under the account's sign-in lock. The lock is taken only after the
+    password check, because argon2 runs in a thread pool while this green thread waits, and a
+    green thread of the same process blocking on a lock held across that wait (psycopg2 blocks
+    the whole process) would never let the holder finish. A cheap count before the check keeps
+    a limited account from costing argon2 time at all."""
     meta = meta or {}
     email, address = normalize_email(data["email"]), meta.get("address")
     limited = rate_limit(tx, email, address)
@@ -140,6 +148,14 @@ def login(tx, data, meta=None):
         return limited
     user = store.user_by_email(tx, email)
     ok = credentials.verify_password(user["password_hash"] if user else None, data["password"])
+    new_hash = None
+    if ok and credentials.needs_rehash(user["password_hash"]):
+        new_hash = credentials.hash_password(data["password"])
+    # From here to the commit nothing waits on the thread pool.
+    store.lock_sign_ins(tx, email)
+    limited = rate_limit(tx, email, address)
+    if limited:
+        return limited
     if not ok:
         store.record_attempt(tx, email, address, False)
         return Unauthorized(BAD_CREDENTIALS)
@@ -148,8 +164,8 @@ def login(tx, data, meta=None):
     if memberships and not usable:
         return Unauthorized("this account is locked; ask an administrator of your organization")
     store.record_attempt(tx, email, address, True)
-    if credentials.needs_rehash(user["password_hash"]):
-        store.update_user(tx, user["id"], password_hash=credentials.hash_password(data["password"]))
+    if new_hash:
+        store.update_user(tx, user["id"], password_hash=new_hash)
     active = usable[0]["org_id"] if usable else None
     if any(m["mfa_required"] for m in usable) or user["totp_enabled"]:
         token, session = open_session(tx, user, active, meta, kind="mfa_challenge")
@@ -192,7 +208,9 @@ def finish_challenge(tx, challenge_token, code, meta=None):
     wrong codes. Returns the error instead of raising it, so the failure is kept."""
     address = (meta or {}).get("address")
     session = challenge(tx, challenge_token)
-    user = store.user(tx, session["user_id"], for_update=True)  # serializes guesses per account
+    # The account's sign-in lock, then its row: guesses are counted and recorded one at a time.
+    email = store.user(tx, session["user_id"])["email"]
+    user = mfa.user_for_code(tx, session["user_id"], email)
     limited = rate_limit(tx, user["email"], address)
     if limited:
         return limited
@@ -271,13 +289,15 @@ def update_profile(tx, who, data):
 
 
 def change_password(tx, who, data):
-    """Needs the current password; every other session of the user ends."""
-    user = store.user(tx, who["user_id"], for_update=True)
+    """Needs the current password; every other session of the user ends. No row is locked
+    while argon2 runs (see login)."""
+    user = store.user(tx, who["user_id"])
     if not credentials.verify_password(user["password_hash"], data["current_password"]):
         return Invalid("the current password is wrong",
                        errors={"current_password": ["does not match"]})
     check_password(data["new_password"], user["email"], user["name"], field="new_password")
-    store.update_user(tx, user["id"], password_hash=credentials.hash_password(data["new_password"]))
+    new_hash = credentials.hash_password(data["new_password"])
+    store.update_user(tx, user["id"], password_hash=new_hash)
     store.revoke_sessions_of_user(tx, user["id"], except_session_id=who["session_id"])
     return {"ok": True}
 

@@ -1,9 +1,11 @@
 """API credentials for machine clients (OAuth 2 client credentials).
 
 - A client is scoped to organizations its creator manages (owner/admin); the secret is shown once.
+  The scope is checked again at every token request and token check: an organization the
+  creator no longer manages drops out.
 - Access tokens `tru_at_...` live 15 minutes; refresh tokens `tru_rt_...` 30 days, single use,
-  rotated on every refresh. Presenting a spent refresh token again means it leaked: every token
-  of that client is revoked.
+  rotated on every refresh, and only usable with the client's own credentials. Presenting a
+  spent refresh token again means it leaked: every token of that client is revoked.
 - The token endpoint allows 10 requests a minute per client (counted in Postgres, so it holds
   across replicas).
 """
@@ -90,15 +92,33 @@ def revoke(tx, ctx, pk, actor, everywhere=False):
     return {"revoked": False, "org_ids": [str(o) for o in updated["org_ids"]]}
 
 
-def rate_limit(tx, client_key):
-    count, oldest_age = store.hit(tx, f"oauth:{client_key}", TOKEN_RATE_WINDOW)
+def rate_limit(tx, client_key, record=True):
+    """RateLimited when the client asked too often in the last minute, else None. `record`
+    counts this request; without it the check only reads (the cheap check made before argon2)."""
+    bucket = f"oauth:{client_key}"
+    if record:
+        count, oldest_age = store.hit(tx, bucket, TOKEN_RATE_WINDOW)
+    else:
+        count, oldest_age = store.hits(tx, bucket, TOKEN_RATE_WINDOW)
+        count += 1  # as if this request were counted
     if count > TOKEN_RATE_LIMIT:
         return RateLimited("too many token requests", retry_after=accounts.retry_after(
             oldest_age, TOKEN_RATE_WINDOW))
     return None
 
 
-def issue_pair(tx, client):
+def scope(tx, client):
+    """The organizations a client acts for now: those of its scope its creator still manages
+    (an unlocked owner or admin). Its creator being demoted, locked or removed in one takes
+    that organization out of every token at once; promoted again, it comes back."""
+    return store.managed_scope(tx, client["created_by"], client["org_ids"])
+
+
+def default_org(client, orgs):
+    return str(client["default_org_id"]) if str(client["default_org_id"]) in orgs else orgs[0]
+
+
+def issue_pair(tx, client, orgs):
     access = credentials.new_token("tru_at_")
     refresh = credentials.new_token("tru_rt_")
     now = accounts.now()
@@ -108,47 +128,72 @@ def issue_pair(tx, client):
     return {"access_token": access, "token_type": "bearer",
             "expires_in": int(ACCESS_TTL.total_seconds()), "refresh_token": refresh,
             "refresh_token_expires_in": int(REFRESH_TTL.total_seconds()),
-            "scope": " ".join(str(o) for o in client["org_ids"])}
+            "scope": " ".join(orgs)}
+
+
+NO_SCOPE = ("the client's creator no longer manages any of its organizations; "
+            "an owner or admin there must create a new client")
+
+
+def authenticated_client(tx, data):
+    """The client whose client_id and client_secret these are (OAuth client authentication,
+    RFC 6749 section 2.3), or None. Reads only: argon2 runs in a thread pool, and no row may be
+    locked while it does (see accounts.login)."""
+    client = store.client_by_client_id(tx, data.get("client_id") or "")
+    ok = credentials.verify_password(client["secret_hash"] if client else None,
+                                     data.get("client_secret") or "")
+    if not ok or client["revoked_at"] is not None:
+        return None
+    return client
 
 
 def token(tx, data):
     """The token endpoint. Returns the token response, or an error to raise after commit
-    (rate-limit hits and revocations must be kept)."""
+    (rate-limit hits and revocations must be kept).
+
+    Both grants authenticate the client (RFC 6749 section 6: a confidential client refreshing
+    must): a refresh token only works together with the credentials of the client it was issued
+    to. Errors carry OAuth's codes (section 5.2): invalid_client for the client, invalid_grant
+    for the refresh token."""
     grant = data.get("grant_type")
-    if grant == "client_credentials":
-        client_id = data.get("client_id") or ""
-        limited = rate_limit(tx, client_id)
-        if limited:
-            return limited
-        client = store.client_by_client_id(tx, client_id)
-        if (client is None or client["revoked_at"] is not None or
-                not credentials.verify_password(client["secret_hash"], data.get("client_secret") or "")):
-            return Unauthorized("client authentication failed", oauth_error="invalid_client")
-        return issue_pair(tx, client)
+    if grant not in ("client_credentials", "refresh_token"):
+        return Invalid("unsupported grant type", errors={"grant_type": [
+            "must be client_credentials or refresh_token"]}, oauth_error="unsupported_grant_type")
+    client_id = data.get("client_id") or ""
+    limited = rate_limit(tx, client_id, record=False)
+    if limited:
+        return limited
+    client = authenticated_client(tx, data)
+    limited = rate_limit(tx, client_id)
+    if limited:
+        return limited
+    if client is None:
+        return Unauthorized("client authentication failed", oauth_error="invalid_client")
+    orgs = scope(tx, client)
+    if not orgs:
+        return Unauthorized(NO_SCOPE, oauth_error="invalid_client")
     if grant == "refresh_token":
-        row = store.token_by_hash(tx, credentials.token_hash(data.get("refresh_token") or ""),
-                                  for_update=True)
-        if row is None or row["kind"] != "refresh":
-            limited = rate_limit(tx, "unknown-refresh")
-            return limited or Unauthorized("the refresh token is not valid", oauth_error="invalid_grant")
-        limited = rate_limit(tx, row["client_id"])
-        if limited:
-            return limited
-        if data.get("client_id") and data["client_id"] != row["client_id"]:
-            return Unauthorized("the refresh token belongs to another client", oauth_error="invalid_grant")
-        if row["used_at"] is not None:
-            # A spent refresh token came back: someone kept a copy. End everything of this client.
-            store.revoke_client_tokens(tx, row["client_pk"])
-            return Unauthorized("the refresh token was already used; all tokens of this client "
-                              "are revoked", oauth_error="invalid_grant")
-        if (row["revoked_at"] is not None or row["client_revoked_at"] is not None
-                or row["expires_at"] <= accounts.now()):
-            return Unauthorized("the refresh token is not valid", oauth_error="invalid_grant")
-        store.mark_token_used(tx, row["id"])
-        client = {"id": row["client_pk"], "org_ids": row["org_ids"]}
-        return issue_pair(tx, client)
-    return Invalid("unsupported grant type", errors={"grant_type": [
-        "must be client_credentials or refresh_token"]}, oauth_error="unsupported_grant_type")
+        refused = spend_refresh_token(tx, client, data.get("refresh_token") or "")
+        if refused:
+            return refused
+    return issue_pair(tx, client, orgs)
+
+
+def spend_refresh_token(tx, client, refresh_token):
+    """Mark the client's refresh token used; an error when it is not a live refresh token of this
+    client. A spent one coming back means someone kept a copy: every token of the client ends."""
+    row = store.token_by_hash(tx, credentials.token_hash(refresh_token), for_update=True)
+    if row is None or row["kind"] != "refresh" or row["client_pk"] != client["id"]:
+        return Unauthorized("the refresh token is not valid for this client",
+                            oauth_error="invalid_grant")
+    if row["used_at"] is not None:
+        store.revoke_client_tokens(tx, row["client_pk"])
+        return Unauthorized("the refresh token was already used; all tokens of this client "
+                            "are revoked", oauth_error="invalid_grant")
+    if row["revoked_at"] is not None or row["expires_at"] <= accounts.now():
+        return Unauthorized("the refresh token is not valid", oauth_error="invalid_grant")
+    store.mark_token_used(tx, row["id"])
+    return None
 
 
 def authenticate_client(tx, access_token):
@@ -156,5 +201,8 @@ def authenticate_client(tx, access_token):
     if (row is None or row["kind"] != "access" or row["revoked_at"] is not None
             or row["client_revoked_at"] is not None or row["expires_at"] <= accounts.now()):
         raise Unauthorized("the access token is not valid or has expired")
-    return {"client_id": row["client_id"], "org_ids": [str(o) for o in row["org_ids"]],
-            "default_org_id": str(row["default_org_id"]), "expires_at": row["expires_at"].isoformat()}
+    orgs = scope(tx, row)
+    if not orgs:
+        raise Unauthorized(NO_SCOPE)
+    return {"client_id": row["client_id"], "org_ids": orgs, "default_org_id": default_org(row, orgs),
+            "expires_at": row["expires_at"].isoformat()}

@@ -1,5 +1,6 @@
 """TOTP second factor: enrolment with a provisioning URI, confirmation, single-use recovery codes."""
 import secrets
+import time
 
 import pyotp
 
@@ -13,14 +14,36 @@ RECOVERY_CODES = 10
 def begin_enrolment(tx, user):
     """A fresh secret (kept, not yet enabled) and the otpauth:// URI an authenticator app scans."""
     secret = pyotp.random_base32()
-    store.update_user(tx, user["id"], totp_secret=secret, totp_enabled=False)
+    store.update_user(tx, user["id"], totp_secret=secret, totp_enabled=False, totp_last_step=None)
     uri = pyotp.TOTP(secret).provisioning_uri(name=user["email"], issuer_name=ISSUER)
     return {"secret": secret, "provisioning_uri": uri}
 
 
-def totp_ok(secret, code):
+def totp_step(secret, code, last_step=None, at=None):
+    """The time step the code belongs to (the current one, or one either side for clock drift),
+    or None. Steps up to `last_step` (the last one accepted) are refused: a code works once, and
+    neither it nor an older one can be replayed while it is still inside the window."""
     code = (code or "").replace(" ", "")
-    return bool(secret) and code.isdigit() and pyotp.TOTP(secret).verify(code, valid_window=1)
+    if not secret or not code.isdigit():
+        return None
+    totp = pyotp.TOTP(secret)
+    current = int((time.time() if at is None else at) // totp.interval)
+    for step in (current - 1, current, current + 1):
+        if last_step is not None and step <= last_step:
+            continue
+        if credentials.same(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+def _accept_totp(tx, user, code):
+    """True when the code is a fresh TOTP code of the user's secret; its step is recorded (the
+    caller holds the user's row, so two requests cannot both accept one code)."""
+    step = totp_step(user["totp_secret"], code, user.get("totp_last_step"))
+    if step is None:
+        return False
+    store.update_user(tx, user["id"], totp_last_step=step)
+    return True
 
 
 def new_recovery_codes():
@@ -30,7 +53,7 @@ def new_recovery_codes():
 
 def confirm_enrolment(tx, user, code):
     """Turn MFA on if the code matches the pending secret; returns the recovery codes (once)."""
-    if not totp_ok(user["totp_secret"], code):
+    if not _accept_totp(tx, user, code):
         return None
     plain, hashed = new_recovery_codes()
     store.update_user(tx, user["id"], totp_enabled=True, recovery_codes=hashed)
@@ -38,8 +61,8 @@ def confirm_enrolment(tx, user, code):
 
 
 def check_code(tx, user, code):
-    """A TOTP code, or a recovery code (which is then spent)."""
-    if totp_ok(user["totp_secret"], code):
+    """A TOTP code not used before, or a recovery code (which is then spent)."""
+    if _accept_totp(tx, user, code):
         return True
     h = credentials.token_hash((code or "").strip().lower())
     codes = list(user["recovery_codes"] or [])
@@ -53,8 +76,16 @@ def check_code(tx, user, code):
 def disable(tx, user, code):
     if not user["totp_enabled"] or not check_code(tx, user, code):
         return False
-    store.update_user(tx, user["id"], totp_enabled=False, totp_secret=None, recovery_codes=[])
+    store.update_user(tx, user["id"], totp_enabled=False, totp_secret=None, recovery_codes=[],
+                      totp_last_step=None)
     return True
+
+
+def user_for_code(tx, user_id, email):
+    """The user's row, locked for checking a code: the account's sign-in lock first, then the row
+    (every sign-in and code check takes them in this order, so they never deadlock)."""
+    store.lock_sign_ins(tx, email)
+    return store.user(tx, user_id, for_update=True)
 
 
 # --- self-service (the caller is `who`, as accounts.authenticate answers) -----------------------
@@ -81,7 +112,7 @@ def _wrong_code(tx, user, meta):
 def confirm(tx, who, code, meta=None):
     """Returns the result, or an error to raise after commit (a wrong code counts as a failed
     sign-in of the account; over the limit the answer is RateLimited)."""
-    user = store.user(tx, who["user_id"], for_update=True)
+    user = user_for_code(tx, who["user_id"], who["email"])
     if user["totp_enabled"] or not user["totp_secret"]:
         raise Invalid("start enrolment first", errors={"code": ["no enrolment in progress"]})
     limited = _limited(tx, user, meta)
@@ -97,7 +128,7 @@ def confirm(tx, who, code, meta=None):
 
 def turn_off(tx, who, code, meta=None):
     """Like confirm: returns the result or an error to raise after commit."""
-    user = store.user(tx, who["user_id"], for_update=True)
+    user = user_for_code(tx, who["user_id"], who["email"])
     if any(m["mfa_required"] for m in store.memberships_of_user(tx, user["id"])):
         raise Invalid("an organization you belong to requires two-factor sign-in",
                       errors={"mfa": ["required by your organization"]})

@@ -43,7 +43,7 @@ class MetaIn(Base):
 
 
 class OnboardingIn(Base):
-    name = Name(load_default=None)
+    name = Name(required=True)
     organization_name = Name(required=True)
     organization_description = fields.String(load_default="", validate=validate.Length(max=5000))
 
@@ -83,6 +83,9 @@ class TeammateIn(Base):
     password = fields.String(required=True, load_only=True)
     name = Name(required=True)
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    organization_id = fields.UUID(load_default=None, allow_none=True, metadata={
+        "description": "the organization the teammate joins (one you are owner or admin of); "
+                       "default the active organization"})
 
 
 class TeammatePatch(Base):

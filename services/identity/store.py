@@ -105,7 +105,8 @@ def first_owner(tx, org_id):
 
 # --- users -------------------------------------------------------------------------------------
 
-USER_COLUMNS = "id, email, name, password_hash, totp_secret, totp_enabled, recovery_codes, created_at"
+USER_COLUMNS = ("id, email, name, password_hash, totp_secret, totp_enabled, totp_last_step, "
+                "recovery_codes, created_at")
 
 
 def insert_user(tx, user):
@@ -280,6 +281,14 @@ def revoke_sessions_of_user(tx, user_id, except_session_id=None):
 
 # --- sign-in attempts and rate limits ----------------------------------------------------------
 
+def lock_sign_ins(tx, email):
+    """Serialize the sign-in checks of one account until this transaction ends. An advisory lock
+    keyed on the (normalised) email rather than the user row, so unknown emails are covered too;
+    64-bit hashing keeps unrelated accounts from sharing a lock in practice."""
+    tx.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+               ("identity.sign_in:" + email,))
+
+
 def record_attempt(tx, email, address, succeeded):
     tx.execute(
         "INSERT INTO sign_in_attempts (email, address, succeeded) VALUES (%s, %s, %s)",
@@ -302,6 +311,16 @@ def recent_failures(tx, column, value, window_seconds):
 def clear_failures(tx, email):
     # A completed sign-in forgives the account's earlier failures (not the address's).
     tx.execute("DELETE FROM sign_in_attempts WHERE email = %s AND NOT succeeded", (email,))
+
+
+def hits(tx, bucket, window_seconds):
+    """(hits in the window, oldest hit's age) without recording one (a cheap pre-check)."""
+    row = tx.one(
+        "SELECT count(*) AS n, extract(epoch FROM now() - min(at)) AS oldest_age FROM rate_hits "
+        "WHERE bucket = %s AND at > now() - make_interval(secs => %s)",
+        (bucket, window_seconds),
+    )
+    return row["n"], float(row["oldest_age"] or 0)
 
 
 def hit(tx, bucket, window_seconds):
@@ -390,11 +409,25 @@ def token_by_hash(tx, token_hash, for_update=False):
     lock = " FOR UPDATE OF t" if for_update else ""
     return tx.one(
         "SELECT t.id, t.client_pk, t.kind, t.expires_at, t.used_at, t.revoked_at, "
-        "c.client_id, c.org_ids, c.default_org_id, c.revoked_at AS client_revoked_at "
+        "c.client_id, c.org_ids, c.default_org_id, c.created_by, c.revoked_at AS client_revoked_at "
         "FROM api_tokens t JOIN api_clients c ON c.id = t.client_pk "
         f"WHERE t.token_hash = %s{lock}",
         (token_hash,),
     )
+
+
+def managed_scope(tx, user_id, org_ids):
+    """The organizations among `org_ids` that `user_id` still manages (an unlocked owner or admin
+    membership), in the order given; [] for no user (the creator's account was deleted)."""
+    if user_id is None or not org_ids:
+        return []
+    rows = tx.all(
+        "SELECT org_id FROM memberships WHERE user_id = %s AND org_id = ANY(%s::uuid[]) "
+        "AND role IN ('owner', 'admin') AND NOT locked",
+        (user_id, [str(o) for o in org_ids]),
+    )
+    managed = {str(r["org_id"]) for r in rows}
+    return [str(o) for o in org_ids if str(o) in managed]
 
 
 def mark_token_used(tx, token_pk):

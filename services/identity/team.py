@@ -11,6 +11,7 @@ from services.common.errors import Conflict, Forbidden, NotFound
 from services.identity import accounts, audit, credentials, store
 
 ROLES = ("owner", "admin", "member", "viewer")
+MANAGER_ROLES = ("owner", "admin")
 
 
 def may_change(actor_role, actor_id, target, *, new_role=None, lock=None, remove=False,
@@ -42,11 +43,28 @@ EXISTING_ACCOUNT_NOTICE = ("this email already had an account: that person joine
                            "and their password was not changed")
 
 
+def joined_organization(tx, ctx, org_id):
+    """The context in the organization a teammate joins: the active one, or `org_id` when the
+    caller manages that one too. As everywhere, an organization the caller does not belong to
+    answers 404 and one where they are not an unlocked owner or admin 403."""
+    if org_id is None or str(org_id) == str(ctx["org_id"]):
+        return ctx
+    m = store.membership(tx, str(org_id), ctx["user_id"])
+    if m is None:
+        raise NotFound("organization not found")
+    if m["locked"]:
+        raise Forbidden("your account is locked in that organization")
+    if m["role"] not in MANAGER_ROLES:
+        raise Forbidden(f"the {m['role']} role may not add teammates to that organization")
+    return dict(ctx, org_id=str(org_id), role=m["role"])
+
+
 def add(tx, ctx, data, actor):
-    """A new account with the given password, or an existing account joining this organization
-    (a person may belong to several). An existing account's password and name are left alone
-    (an admin of one organization never resets another's), and the answer says so:
-    `existing_account`, `password_set` and a `notice`."""
+    """A new account with the given password, or an existing account joining the organization
+    (the active one, or `organization_id`; a person may belong to several). An existing
+    account's password and name are left alone (an admin of one organization never resets
+    another's), and the answer says so: `existing_account`, `password_set` and a `notice`."""
+    ctx = joined_organization(tx, ctx, data.get("organization_id"))
     if data["role"] == "owner" and ctx["role"] != "owner":
         raise Forbidden("only an owner may grant the owner role")
     email = accounts.normalize_email(data["email"])
@@ -67,7 +85,9 @@ def add(tx, ctx, data, actor):
     m = store.membership(tx, ctx["org_id"], user["id"])
     audit.record(tx, ctx, actor, "team.member_added", "user", user["id"], None,
                  {"email": email, "role": data["role"], "existing_account": existing})
-    out = dict(member_view(m), existing_account=existing, password_set=not existing)
+    org = store.organization(tx, ctx["org_id"])
+    out = dict(member_view(m), organization={"id": str(org["id"]), "name": org["name"]},
+               existing_account=existing, password_set=not existing)
     if existing:
         out["notice"] = EXISTING_ACCOUNT_NOTICE
     return out

@@ -1,5 +1,8 @@
 """Building real organizations and teammates through the API, for the identity tests."""
+import time
 import uuid
+
+import pyotp
 
 PASSWORD = "correct-horse-battery"
 
@@ -35,3 +38,11 @@ def add_teammate(owner_api, role, password=PASSWORD, name=None):
         "role": role})
     assert resp.status_code == 201, resp.text
     return {"email": email, "user_id": resp.json()["user_id"], "password": password}
+
+
+def fresh_codes(secret):
+    """TOTP codes of three consecutive time steps (the one before now, now, the next), in the
+    order to use them: identity accepts each step once and never one before the last it
+    accepted, so a test needing several right codes within 30 seconds walks this window."""
+    totp, now = pyotp.TOTP(secret), time.time()
+    return iter([totp.at(now - 30), totp.at(now), totp.at(now + 30)])

@@ -4,6 +4,7 @@ at once, everywhere, by someone who manages every organization it still covers).
 import base64
 import uuid
 
+from services.common import errors  # noqa: F401  (RPC errors then arrive as their classes)
 from services.common.db import Tx
 from tests.identity.helpers import PASSWORD, log_in, sign_up
 
@@ -15,7 +16,8 @@ def _basic(client):
 
 def _two_orgs(api):
     owner = sign_up(api, org_name="Scope A")
-    b = owner["api"].post("/api/v1/onboarding", json={"organization_name": "Scope B"})
+    b = owner["api"].post("/api/v1/onboarding", json={"name": "Olivia Owner",
+                                                      "organization_name": "Scope B"})
     assert b.status_code == 201, b.text
     a_id, b_id = owner["org_id"], b.json()["active_org_id"]
     return owner, api.as_(owner["token"], a_id), api.as_(owner["token"], b_id), a_id, b_id

@@ -96,7 +96,8 @@ def test_a_teammate_add_with_an_existing_account_is_explicit(api):
     assert body["existing_account"] is True and body["password_set"] is False
     assert "password" in body["notice"] and "not changed" in body["notice"]
     assert set(body) == {"user_id", "email", "name", "role", "locked", "created_at",
-                         "existing_account", "password_set", "notice"}
+                         "organization", "existing_account", "password_set", "notice"}
+    assert body["organization"] == {"id": owner["org_id"], "name": "Acme Outreach"}
     # The existing password still works; the one typed by the adding admin does not.
     assert api.post("/api/v1/auth/login", json={"email": other["email"],
                                                 "password": PASSWORD}).status_code == 200

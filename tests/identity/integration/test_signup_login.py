@@ -77,6 +77,24 @@ def test_signup_refuses_duplicate_email_weak_password_and_bad_input(api):
         "Content-Type": "application/json"}).status_code == 400
 
 
+def test_signup_without_a_password_or_with_a_weak_one_answers_400_naming_password(api):
+    email = unique_email("nopass")
+    missing = api.post("/api/v1/signup", json={"organization": {"name": "No Pass Co"},
+                                               "owner": {"name": "Pat", "email": email}})
+    assert missing.status_code == 400
+    assert missing.json()["errors"] == {"owner": {"password": ["Missing data for required field."]}}
+    weak = api.post("/api/v1/signup", json={"organization": {"name": "Weak Co"},
+                                            "owner": {"name": "Pat", "email": email,
+                                                      "password": "password1"}})
+    assert weak.status_code == 400
+    assert weak.json()["errors"] == {"owner": {"password": ["is too common"]}}
+    registered = api.post("/api/v1/auth/register", json={"name": "Pat", "email": email})
+    assert registered.status_code == 400
+    assert registered.json()["errors"] == {"password": ["Missing data for required field."]}
+    assert api.post("/api/v1/auth/login", json={"email": email,
+                                                "password": "password1"}).status_code == 401
+
+
 def test_stored_passwords_are_argon2_and_session_tokens_only_hashed(api, stack):
     owner = sign_up(api)
     with stack.db("identity") as conn, conn.cursor() as cur:

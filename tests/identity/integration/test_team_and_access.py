@@ -32,6 +32,68 @@ def test_adding_teammate_refuses_unknown_role_weak_password_and_duplicates(api):
     assert dup.status_code == 409 and "email" in dup.json()["errors"]
 
 
+def test_adding_a_teammate_without_a_password_or_with_a_weak_one_answers_400_naming_password(api):
+    o = sign_up(api)["api"]
+    email = unique_email("nopass")
+    missing = o.post("/api/v1/team", json={"email": email, "name": "Pat", "role": "member"})
+    assert missing.status_code == 400
+    assert missing.json()["errors"] == {"password": ["Missing data for required field."]}
+    common = o.post("/api/v1/team", json={"email": email, "password": "password1", "name": "Pat",
+                                         "role": "member"})
+    assert common.status_code == 400 and common.json()["errors"] == {"password": ["is too common"]}
+    short = o.post("/api/v1/team", json={"email": email, "password": "abc", "name": "Pat",
+                                        "role": "member"})
+    assert short.json()["errors"] == {"password": ["must be at least 8 characters"]}
+    assert email not in [m["email"] for m in o.get("/api/v1/team").json()]
+    assert api.post("/api/v1/auth/login", json={"email": email,
+                                                "password": "password1"}).status_code == 401
+
+
+def test_a_teammate_joins_the_organization_named_by_organization_id(api):
+    owner = sign_up(api, org_name="Join A")
+    b = owner["api"].post("/api/v1/onboarding", json={"name": "Olivia Owner",
+                                                      "organization_name": "Join B"})
+    a_id, b_id = owner["org_id"], b.json()["active_org_id"]
+    in_b = api.as_(owner["token"])  # the session's active organization is now B
+    email = unique_email("joiner")
+    added = in_b.post("/api/v1/team", json={"email": email, "password": PASSWORD, "name": "Jo Joiner",
+                                           "role": "member", "organization_id": a_id})
+    assert added.status_code == 201, added.text
+    assert added.json()["organization"] == {"id": a_id, "name": "Join A"}
+    assert added.headers["X-Organization-Id"] == a_id
+    in_a = api.as_(owner["token"], a_id)
+    assert email in [m["email"] for m in in_a.get("/api/v1/team").json()]
+    assert email not in [m["email"] for m in in_b.get("/api/v1/team").json()]
+    who = log_in(api, email).get("/api/v1/me").json()
+    assert (who["org_id"], who["role"]) == (a_id, "member")
+    entry = in_a.get("/api/v1/audit-log").json()["entries"][0]
+    assert entry["action"] == "team.member_added" and entry["after"]["email"] == email
+    assert in_b.get("/api/v1/audit-log").json()["entries"] == []
+    # Without organization_id the active organization (B) is the one joined.
+    plain = in_b.post("/api/v1/team", json={"email": unique_email("plain"), "password": PASSWORD,
+                                           "name": "Pia Plain", "role": "viewer"})
+    assert plain.json()["organization"] == {"id": b_id, "name": "Join B"}
+
+
+def test_a_teammate_can_only_be_added_to_an_organization_the_caller_manages(api):
+    me, theirs, stranger = sign_up(api), sign_up(api), sign_up(api)
+    # I am only a member of `theirs`.
+    assert theirs["api"].post("/api/v1/team", json={"email": me["email"], "password": PASSWORD,
+                                                    "name": "Me", "role": "member"}).status_code == 201
+    email = unique_email("nowhere")
+    body = {"email": email, "password": PASSWORD, "name": "Nia Nowhere", "role": "member"}
+    as_member = me["api"].post("/api/v1/team", json=dict(body, organization_id=theirs["org_id"]))
+    assert as_member.status_code == 403 and as_member.json()["error"] == "forbidden"
+    foreign = me["api"].post("/api/v1/team", json=dict(body, organization_id=stranger["org_id"]))
+    assert foreign.status_code == 404
+    assert foreign.json() == {"error": "not_found", "message": "organization not found"}
+    garbled = me["api"].post("/api/v1/team", json=dict(body, organization_id="not-a-uuid"))
+    assert garbled.status_code == 400 and list(garbled.json()["errors"]) == ["organization_id"]
+    for org in (theirs, stranger):
+        assert email not in [m["email"] for m in org["api"].get("/api/v1/team").json()]
+    assert api.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD}).status_code == 401
+
+
 def test_locked_teammate_is_stopped_on_the_very_next_request_and_cannot_sign_in(api):
     owner = sign_up(api)
     mate = add_teammate(owner["api"], "admin")
@@ -148,13 +210,51 @@ def test_onboarding_creates_organization_for_a_registered_user(api):
     assert who["org_id"] == org["id"] and who["role"] == "owner" and who["name"] == "Nora North"
     assert n.get("/api/v1/organization").json()["id"] == org["id"]
     # The campaigns service seeds the new organization from identity.organization_created.
-    deadline, agents = time.time() + 15, []
-    while time.time() < deadline and len(agents) < 2:
-        resp = n.get("/api/v1/agents")
-        agents = resp.json() if resp.status_code == 200 else []
+    writer, reviewer, campaign = _starter_kit(n)
+    assert writer["name"] == "Starter writer" and reviewer["name"] == "Starter reviewer"
+    assert campaign["writer_agent_id"] == writer["id"]
+    assert campaign["reviewer_agent_id"] == reviewer["id"]
+    # Someone who already has an organization may create another the same way.
+    again = n.post("/api/v1/onboarding", json={"name": "Nora North", "organization_name": "South Co"})
+    assert again.status_code == 201, again.text
+    assert again.json()["active_org_id"] != org["id"]
+    assert sorted(o["name"] for o in n.get("/api/v1/me").json()["organizations"]) == ["North Co",
+                                                                                      "South Co"]
+    assert n.get("/api/v1/organization").json()["name"] == "South Co"
+
+
+def _starter_kit(a, timeout=15):
+    """The starter writer and reviewer agents and the starter campaign seeded in a's active
+    organization (waiting for the campaigns service to handle organization_created)."""
+    deadline = time.time() + timeout
+    while True:
+        agents = a.get("/api/v1/agents").json().get("items", [])
+        campaigns = a.get("/api/v1/campaigns").json().get("items", [])
+        writers = [x for x in agents if x["type"] == "writer" and x["is_starter"]]
+        reviewers = [x for x in agents if x["type"] == "reviewer" and x["is_starter"]]
+        starters = [c for c in campaigns if c["is_starter"]]
+        if (writers and reviewers and starters) or time.time() > deadline:
+            break
         time.sleep(0.3)
-    assert len(agents) >= 2, "no starter agents were seeded"
-    assert len(n.get("/api/v1/campaigns").json()) >= 1
+    assert len(writers) == 1, f"no starter writer agent was seeded: {agents}"
+    assert len(reviewers) == 1, f"no starter reviewer agent was seeded: {agents}"
+    assert len(starters) == 1, f"no starter campaign was seeded: {campaigns}"
+    return writers[0], reviewers[0], starters[0]
+
+
+def test_onboarding_needs_the_users_name_and_the_organization_name(api):
+    reg = api.post("/api/v1/auth/register", json={"name": "Nora", "email": unique_email("nameless"),
+                                                  "password": PASSWORD})
+    n = api.as_(reg.json()["token"])
+    nameless = n.post("/api/v1/onboarding", json={"organization_name": "Nameless Co"})
+    assert nameless.status_code == 400
+    assert nameless.json()["errors"] == {"name": ["Missing data for required field."]}
+    blank = n.post("/api/v1/onboarding", json={"name": "", "organization_name": "Blank Co"})
+    assert blank.status_code == 400 and list(blank.json()["errors"]) == ["name"]
+    no_org = n.post("/api/v1/onboarding", json={"name": "Nora North"})
+    assert no_org.status_code == 400
+    assert no_org.json()["errors"] == {"organization_name": ["Missing data for required field."]}
+    assert n.get("/api/v1/me").json()["organizations"] == []
 
 
 def test_profile_and_password_change_needs_the_current_password(api):

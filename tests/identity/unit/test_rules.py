@@ -71,11 +71,25 @@ def test_only_owners_grant_or_touch_ownership_and_nobody_locks_themselves():
 
 def test_totp_codes_verify_against_the_secret_and_recovery_codes_are_hashed():
     secret = pyotp.random_base32()
-    assert mfa.totp_ok(secret, pyotp.TOTP(secret).now())
-    assert not mfa.totp_ok(secret, "abcdef") and not mfa.totp_ok(None, "123456")
+    at = 1_700_000_000  # step 56666666, 20 seconds into it
+    totp = pyotp.TOTP(secret)
+    assert mfa.totp_step(secret, totp.at(at), at=at) == 56666666
+    assert mfa.totp_step(secret, totp.at(at - 30), at=at) == 56666665  # clock drift: one step
+    assert mfa.totp_step(secret, totp.at(at + 30), at=at) == 56666667
+    assert mfa.totp_step(secret, totp.at(at - 60), at=at) is None
+    assert mfa.totp_step(secret, "abcdef", at=at) is None and mfa.totp_step(None, "123456") is None
     plain, hashed = mfa.new_recovery_codes()
     assert len(plain) == 10 and len(set(plain)) == 10
     assert hashed == [credentials.token_hash(c) for c in plain]
+
+
+def test_a_totp_step_at_or_before_the_last_accepted_one_is_refused():
+    secret = pyotp.random_base32()
+    at = 1_700_000_000
+    code = pyotp.TOTP(secret).at(at)
+    assert mfa.totp_step(secret, code, last_step=56666665, at=at) == 56666666
+    assert mfa.totp_step(secret, code, last_step=56666666, at=at) is None  # the same code again
+    assert mfa.totp_step(secret, pyotp.TOTP(secret).at(at - 30), last_step=56666666, at=at) is None
 
 
 def test_hashes_made_with_older_parameters_are_upgraded_at_sign_in():
