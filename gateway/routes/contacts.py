@@ -5,12 +5,14 @@ Uploads reach the contacts service in base64 chunks over RPC (JSON over AMQP), s
 the service may run on different hosts; small files import inside the request, bigger ones as a
 job whose progress `GET /contacts/imports/<id>` reports."""
 import base64
+import hashlib
+import hmac
 import json
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, current_app, g, request
 from marshmallow import Schema, fields, validate
 
-from gateway.api import endpoint
+from gateway.api import _json_body, endpoint, unstorable
 from gateway.errors import ApiError
 from gateway.rpc import rpc
 from services.common import errors as e
@@ -19,7 +21,6 @@ from services.contacts import schemas as s
 bp = Blueprint("contacts", __name__)
 V1 = "/api/v1"
 CHUNK = 1024 * 1024
-SYNC_LIMIT = 2 * 1024 * 1024
 CHANNELS = ("email", "sms", "phone")
 
 
@@ -62,11 +63,14 @@ class ImportOut(Schema):
     counts = fields.Dict()
     error = fields.String(allow_none=True)
     attempts = fields.Integer()
+    created = fields.List(fields.Dict())
     rejected = fields.List(fields.Dict())
     merged = fields.List(fields.Dict())
     updated = fields.List(fields.Dict())
     unchanged = fields.List(fields.Dict())
     warnings = fields.List(fields.Dict())
+    details_truncated = fields.Boolean()
+    summary = fields.Dict()
 
 
 class UploadOut(Schema):
@@ -189,7 +193,7 @@ def tag_contact(contact_id, body):
 @bp.post(f"{V1}/contacts/<contact_id>/unsubscribes")
 @endpoint("operate", body=s.Unsubscribe(), response=ContactOut(), tags=["contacts"])
 def set_unsubscribed(contact_id, body):
-    """Record an unsubscribe (or re-subscribe) for one channel, source admin by default."""
+    """Record an unsubscribe (or re-subscribe) for one channel; its source is always admin."""
     return rpc.contacts.set_unsubscribed(g.ctx, contact_id, body)
 
 
@@ -251,6 +255,9 @@ def start_import():
             raise ApiError(400, "invalid", "the mapping is not valid JSON", errors={"mapping": ["not JSON"]})
         if not isinstance(mapping, dict):
             raise ApiError(400, "invalid", "the mapping must be an object", errors={"mapping": ["not an object"]})
+        problems = unstorable({"mapping": mapping})
+        if problems:
+            raise ApiError(400, "invalid", "invalid mapping", errors=problems)
         # Check the mapping names an e-mail or phone column before any byte is stored.
         if not mapping.get("email") and not mapping.get("phone"):
             raise ApiError(400, "invalid", "the column mapping does not fit the file", errors={
@@ -260,14 +267,15 @@ def start_import():
     else:
         if not request.is_json:
             raise ApiError(400, "invalid", "send multipart `file` + `mapping`, or JSON {upload_id, mapping}")
-        body = _load(ImportJson(), request.get_json(silent=True))
+        body = _load(ImportJson(), _json_body())
         upload_id, mapping, size = str(body["upload_id"]), body["mapping"], None
         mode = mode or body.get("mode")
-    if mode not in ("sync", "job"):
-        mode = "job" if (size is None or size > SYNC_LIMIT) else "sync"
+    if mode not in (None, "", "sync", "job"):
+        raise ApiError(400, "invalid", "mode is sync or job", errors={"mode": ["sync or job"]})
+    # No mode: the contacts service runs files up to 2 MB in the call, queues bigger ones.
     result = rpc.contacts.import_contacts(g.ctx, {"upload_id": upload_id, "mapping": mapping,
-                                                  "mode": mode})
-    return result, (201 if mode == "sync" else 202)
+                                                  "mode": mode or None})
+    return result, (202 if result["status"] in ("queued", "running") else 201)
 
 
 @bp.get(f"{V1}/contacts/imports")
@@ -507,6 +515,17 @@ def _client_ctx(client, org_id):
     return {"org_id": org_id, "user_id": None, "role": "system"}
 
 
+def _org_slugs(client):
+    """{org_id: slug} of the organizations the client may act on."""
+    slugs = {}
+    for oid in client.get("org_ids") or []:
+        try:
+            slugs[oid] = rpc.identity.get_organization(_client_ctx(client, oid)).get("slug")
+        except e.DomainError:
+            continue
+    return slugs
+
+
 def _target_org(client, group_id=None, org_slug=None, org_id=None):
     """The organization the call concerns: the group's, the named one, or the default."""
     allowed = list(client.get("org_ids") or [])
@@ -519,16 +538,7 @@ def _target_org(client, group_id=None, org_slug=None, org_id=None):
     if org_slug or org_id:
         wanted = org_id
         if org_slug:
-            for oid in allowed:
-                try:
-                    org = rpc.identity.get_organization(_client_ctx(client, oid))
-                except e.DomainError:
-                    continue
-                if org.get("slug") == org_slug:
-                    wanted = oid
-                    break
-            else:
-                raise ApiError(403, "unauthorized_organization", "the organization is outside this credential's scope")
+            wanted = next((oid for oid, slug in _org_slugs(client).items() if slug == org_slug), None)
         if wanted not in allowed:
             raise ApiError(403, "unauthorized_organization", "the organization is outside this credential's scope")
         return wanted
@@ -537,12 +547,57 @@ def _target_org(client, group_id=None, org_slug=None, org_id=None):
     return client["default_org_id"]
 
 
+# A listing cursor carries the whole query (spec 3.11: a client pages with the cursor alone):
+# which client asked, the organization, group, channel, since/until, and the position the contacts
+# service returned. It is signed (HMAC-SHA256 with a key derived from SECRET_KEY), so a client
+# cannot edit it into another organization's or group's listing; the organization is still
+# checked against the client's scope on every page, as that scope may have shrunk meanwhile.
+
+def _cursor_key():
+    secret = str(current_app.config["SECRET_KEY"]).encode()
+    return hmac.new(secret, b"unsubscribe-api listing cursor", hashlib.sha256).digest()
+
+
+def _b64(raw):
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def seal_cursor(query):
+    body = json.dumps(query, separators=(",", ":"), sort_keys=True).encode()
+    mac = hmac.new(_cursor_key(), body, hashlib.sha256).digest()[:16]
+    return f"{_b64(body)}.{_b64(mac)}"
+
+
+def open_cursor(cursor):
+    """The query a cursor carries, or 400 when this API did not make it (or it was edited)."""
+    bad = ApiError(400, "invalid_request", "not a cursor this API returned",
+                   errors={"cursor": ["not a cursor this API returned"]})
+    body, _, mac = (cursor or "").partition(".")
+    try:
+        body, mac = _unb64(body), _unb64(mac)
+    except (ValueError, TypeError):
+        raise bad
+    if not hmac.compare_digest(hmac.new(_cursor_key(), body, hashlib.sha256).digest()[:16], mac):
+        raise bad
+    return json.loads(body)
+
+
+# Spec 3.11 and section 6: a cursor excludes the targeting parameters; since/until travel in it too.
+CARRIED_BY_CURSOR = ("group_id", "org_slug", "since", "until")
+
+
 class ListQuery(s.Base):
     group_id = fields.UUID(load_default=None, allow_none=True)
     org_slug = fields.String(load_default=None, allow_none=True)
     since = fields.String(load_default=None, allow_none=True)
     until = fields.String(load_default=None, allow_none=True)
-    cursor = fields.String(load_default=None, allow_none=True)
+    cursor = fields.String(load_default=None, allow_none=True, metadata={
+        "description": "next_cursor of the previous page; it carries the query, so send it alone"
+                       " (with limit at most): with group_id, org_slug, since or until it is a 400"})
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
 
@@ -552,37 +607,117 @@ class BatchBody(s.Base):
     org_slug = fields.String(load_default=None, allow_none=True)
 
 
+class GroupUse(Schema):
+    org = fields.String(metadata={"description": "organization slug"})
+    channels = fields.List(fields.String())
+
+
+class GroupOut(Schema):
+    id = fields.String()
+    name = fields.String()
+    description = fields.String(allow_none=True)
+    kind = fields.String(metadata={"description": "email | phone_number (serves sms and phone)"})
+    channel = fields.String(metadata={"description": "the channel the group was created for"})
+    unsubscribes = fields.Integer(metadata={"description": "identifiers opted out now"})
+    owner = fields.String(allow_none=True, metadata={"description": "owning organization's slug"})
+    used_by = fields.List(fields.Nested(GroupUse))
+    created_at = fields.String()
+
+
+class GroupList(Schema):
+    data = fields.List(fields.Nested(GroupOut))
+
+
+class RecordOut(Schema):
+    identifier = fields.String()
+    unsubscribed = fields.Boolean()
+    source = fields.String()
+    updated_at = fields.String()
+
+
+class RecordPage(Schema):
+    group_id = fields.String(allow_none=True)
+    data = fields.List(fields.Nested(RecordOut))
+    next_cursor = fields.String(allow_none=True)
+    has_more = fields.Boolean()
+
+
+class ChangeOut(Schema):
+    identifier = fields.String()
+    unsubscribed = fields.Boolean()
+    updated_at = fields.String()
+
+
+class BatchOut(Schema):
+    group_id = fields.String(allow_none=True)
+    processed = fields.Integer()
+    updated = fields.List(fields.Nested(ChangeOut), metadata={"description": "one per item, in input order"})
+
+
 def _channel(channel):
     if channel not in CHANNELS:
         raise ApiError(404, "not_found", "channel must be email, sms or phone")
     return channel
 
 
+def _api_group(group, slugs):
+    """The spec's group shape: organizations as slugs, only those the client may see."""
+    out = {k: v for k, v in group.items() if k not in ("org_id", "used_by")}
+    out["owner"] = slugs.get(group["org_id"])
+    out["used_by"] = [{"org": slugs[u["org_id"]], "channels": u["channels"]}
+                      for u in group["used_by"] if u["org_id"] in slugs]
+    return out
+
+
 @bp.get(f"{V1}/unsubscribe-groups")
-@endpoint("public", tags=["unsubscribe api"])
+@endpoint("public", response=GroupList(), tags=["unsubscribe api"])
 def api_groups():
     """Every unsubscribe group the credential reaches (not paginated). OAuth access token."""
     client = _client()
+    slugs = _org_slugs(client)
     out = []
-    for oid in client.get("org_ids") or []:
-        out += rpc.contacts.list_unsubscribe_groups(_client_ctx(client, oid))
+    for oid in slugs:
+        out += [_api_group(gr, slugs) for gr in rpc.contacts.list_unsubscribe_groups(_client_ctx(client, oid))]
     return {"data": out}
 
 
 @bp.get(f"{V1}/unsubscribe/<channel>")
-@endpoint("public", query=ListQuery(), tags=["unsubscribe api"])
+@endpoint("public", query=ListQuery(), response=RecordPage(), tags=["unsubscribe api"])
 def api_list(channel, query):
     """Unsubscribe records newest first: group_id xor org_slug (or the default org), since, until,
-    cursor, limit (default 100)."""
+    limit (default 100); then `cursor` alone for the next page."""
     client = _client()
     _channel(channel)
-    if query.get("group_id") and query.get("org_slug"):
-        raise ApiError(400, "invalid_request", "give group_id or org_slug, not both")
-    group_id = str(query["group_id"]) if query.get("group_id") else None
-    org_id = _target_org(client, group_id, query.get("org_slug"))
-    q = {"channel": channel, "group_id": group_id, "since": query.get("since"),
-         "until": query.get("until"), "cursor": query.get("cursor"), "limit": query["limit"]}
-    return rpc.contacts.list_unsubscribes(_client_ctx(client, org_id), q)
+    if query.get("cursor"):
+        given = [name for name in CARRIED_BY_CURSOR if query.get(name)]
+        if given:
+            raise ApiError(400, "invalid_request", "a cursor carries the query: send it without "
+                           + ", ".join(given), errors={name: ["not allowed with cursor"] for name in given})
+        carried = open_cursor(query["cursor"])
+        if carried["client"] != client["client_id"] or carried["channel"] != channel:
+            raise ApiError(400, "invalid_request", "this cursor belongs to another listing",
+                           errors={"cursor": ["made for another client or channel"]})
+        org_id = carried["org"]
+        if org_id not in (client.get("org_ids") or []):
+            raise ApiError(403, "unauthorized_organization", "the organization is outside this credential's scope")
+        q = {k: carried[k] for k in ("group_id", "since", "until")}
+        q["cursor"] = carried["after"]
+    else:
+        if query.get("group_id") and query.get("org_slug"):
+            raise ApiError(400, "invalid_request", "give group_id or org_slug, not both")
+        group_id = str(query["group_id"]) if query.get("group_id") else None
+        org_id = _target_org(client, group_id, query.get("org_slug"))
+        q = {"group_id": group_id, "since": query.get("since"), "until": query.get("until"), "cursor": None}
+    page = rpc.contacts.list_unsubscribes(_client_ctx(client, org_id),
+                                          dict(q, channel=channel, limit=query["limit"]))
+    if page["next_cursor"]:
+        page["next_cursor"] = seal_cursor({"client": client["client_id"], "org": org_id, "channel": channel,
+                                           "group_id": q["group_id"], "since": q["since"],
+                                           "until": q["until"], "after": page["next_cursor"]})
+    return page
+
+
+MAX_ITEMS = 10000
 
 
 def _batch(channel, unsubscribed):
@@ -592,6 +727,11 @@ def _batch(channel, unsubscribed):
     if not isinstance(raw, dict):
         raise ApiError(400, "invalid_request", "send a JSON object {items: [...]}")
     body = _load(BatchBody(), raw)
+    if len(body["items"]) > MAX_ITEMS:
+        # The request is too big, not one of its items wrong: not `invalid_item` (whose
+        # item_error names an item's problem, spec 3.11).
+        raise ApiError(400, "invalid_request", f"at most {MAX_ITEMS:,} items per request",
+                       errors={"items": [f"{len(body['items']):,} items; at most {MAX_ITEMS:,}"]})
     if body.get("group_id") and body.get("org_slug"):
         raise ApiError(400, "invalid_request", "give group_id or org_slug, not both")
     group_id = str(body["group_id"]) if body.get("group_id") else None
@@ -608,16 +748,16 @@ def _batch(channel, unsubscribed):
 
 
 @bp.post(f"{V1}/unsubscribe/<channel>/add")
-@endpoint("public", tags=["unsubscribe api"])
+@endpoint("public", response=BatchOut(), tags=["unsubscribe api"])
 def api_add(channel):
-    """Opt identifiers out (<= 10,000 items, all-or-nothing, idempotent)."""
+    """Opt identifiers out (<= 10,000 items, all-or-nothing, idempotent; phones in E.164)."""
     return _batch(channel, True)
 
 
 @bp.post(f"{V1}/unsubscribe/<channel>/remove")
-@endpoint("public", tags=["unsubscribe api"])
+@endpoint("public", response=BatchOut(), tags=["unsubscribe api"])
 def api_remove(channel):
-    """Opt identifiers back in (<= 10,000 items, all-or-nothing, idempotent)."""
+    """Opt identifiers back in (<= 10,000 items, all-or-nothing, idempotent; phones in E.164)."""
     return _batch(channel, False)
 
 

@@ -5,7 +5,7 @@ from psycopg2 import errors as pg_errors
 from services.common.errors import Conflict, Invalid, NotFound
 from services.contacts import contacts as contact_rules
 from services.contacts import normalize, segments
-from services.contacts.store import UNSUB_SQL, ContactStore, new_id, _prefixed
+from services.contacts.store import UNSUB_SQL, ContactStore, new_id, opted_out_sql, _prefixed
 
 
 # -- tags -------------------------------------------------------------------------------------
@@ -126,8 +126,8 @@ def tag_where(tx, ctx, data, where, params):
 def bulk_tag(tx, ctx, data):
     if data.get("contact_ids") is not None:
         return tag_where(tx, ctx, data, "c.id = ANY(%s::uuid[])", [[str(i) for i in data["contact_ids"]]])
-    q = {k: data["filter"].get(k) for k in ("q", "tag_id", "segment_id", "active", "unsubscribed",
-                                           "has_email", "has_phone")}
+    # Every filter of the contact list (paging aside) selects here too.
+    q = {k: v for k, v in data["filter"].items() if k not in ("after", "limit", "with_summary")}
     where, params = contact_rules.filter_sql(tx, ctx, q)
     return tag_where(tx, ctx, data, where, params)
 
@@ -339,10 +339,10 @@ def reachable(tx, ctx, channel, identifiers):
     norms = [n for n in idents.values() if n]
     if not norms:
         return {raw: False for raw in idents}
-    opted_out = {r["identifier"] for r in tx.all(
-        "SELECT identifier FROM unsubscribes WHERE org_id = %s AND group_id IS NULL"
-        " AND unsubscribed AND channel = %s AND identifier = ANY(%s)",
-        (ctx["org_id"], channel, norms))}
+    opted_out = {r["ident"] for r in tx.all(
+        "SELECT n.ident FROM unnest(%s::text[]) AS n (ident) WHERE EXISTS (SELECT 1 FROM"
+        f" unsubscribes u WHERE u.org_id = %s AND {opted_out_sql(channel, 'n.ident')})",
+        (norms, ctx["org_id"]))}
     if channel == "email":
         # A hard bounce: nobody's address or a contact's, it cannot receive mail.
         opted_out |= {r["identifier"] for r in tx.all(

@@ -39,8 +39,11 @@ def _array(items):
                           for t in items) + "}"
 
 
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _json(value):
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _encode(value)
 
 
 def _tail(c, writer, buf):
@@ -261,7 +264,10 @@ MERGE_SQL = [
                      OR (g.tags IS NOT NULL AND EXISTS (
                            SELECT 1 FROM unnest(g.tags) t WHERE lower(t) NOT IN (
                              SELECT lower(tt.title) FROM contact_tags ct
-                             JOIN tags tt ON tt.id = ct.tag_id WHERE ct.contact_id = c.id)))
+                             JOIN tags tt ON tt.id = ct.tag_id WHERE ct.contact_id = c.id)
+                           -- an inactive tag is not applied, so it changes nothing
+                           AND lower(t) NOT IN (SELECT lower(it.title) FROM tags it
+                             WHERE it.org_id = %(org)s AND it.kind = 'contact' AND NOT it.active)))
                      OR (g.unsub IS NOT NULL AND EXISTS (
                            SELECT 1 FROM unnest(g.unsub) ch
                            WHERE {_ident("g", "c", "ch")} IS NOT NULL AND NOT EXISTS (

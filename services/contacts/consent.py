@@ -2,6 +2,7 @@
 history; groups per organization and channel; the Unsubscribe API's batches and listing."""
 import base64
 import json
+import re
 
 from psycopg2 import errors as pg_errors
 
@@ -10,10 +11,17 @@ from services.contacts import normalize
 from services.contacts.store import ContactStore, new_id
 
 MAX_BATCH = 10000
+# Spec 2.13: a group is for e-mail or for a phone number; a phone-number group serves SMS and
+# voice alike, so its opt-outs hold on both channels (store.opted_out_sql).
+KINDS = {"email": "email", "sms": "phone_number", "phone": "phone_number"}
+KIND_CHANNELS = {"email": ["email"], "phone_number": ["sms", "phone"]}
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
-def normalise_identifier(channel, raw, region="US"):
-    """(identifier, item_error)."""
+def normalise_identifier(channel, raw, region="US", e164_only=False):
+    """(identifier, item_error). `e164_only` (the Unsubscribe API, spec 128) takes a phone only
+    as written in E.164 (`+12025550143`); imports and admin forms also read national shapes
+    like `(202) 555-0143` in `region`."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None, "missing identifier"
     if not isinstance(raw, str):
@@ -21,36 +29,48 @@ def normalise_identifier(channel, raw, region="US"):
     if channel == "email":
         r = normalize.email(raw)
         return (r.value, None) if r.value else (None, "invalid email format")
+    if e164_only and not E164.fullmatch(raw.strip()):
+        return None, "invalid phone format"
     r = normalize.phone(raw, region)
     return (r.value[0], None) if r.value else (None, "invalid phone format")
 
 
 def _group(tx, ctx, group_id, channel):
+    """(group id, the channel its records are kept under) or (None, channel) for the
+    organization's default group. A phone-number group answers for sms and phone alike and keeps
+    one record per number, under the channel it was created for."""
     if group_id is None:
-        return None
+        return None, channel
     row = tx.one("SELECT id, channel FROM unsubscribe_groups WHERE org_id = %s AND id = %s",
                  (ctx["org_id"], str(group_id)))
     if row is None:
         raise NotFound("unsubscribe group not found")
-    if row["channel"] != channel:
-        raise Invalid("group of another channel", errors={"group_id": [f"this group is for {row['channel']}"]})
-    return row["id"]
+    if KINDS[row["channel"]] != KINDS[channel]:
+        raise Invalid("group of another kind", errors={"group_id": [
+            f"this group is for {KINDS[row['channel']]}, not {channel}"]})
+    return row["id"], row["channel"]
+
+
+def _group_sql(group_id):
+    """`= %s` or `IS NULL`, never IS NOT DISTINCT FROM: that form cannot use an index."""
+    return ("u.group_id = %s", [group_id]) if group_id else ("u.group_id IS NULL", [])
 
 
 def change_batch(tx, ctx, data):
     """All-or-nothing: every item is checked first; any bad item fails the batch with the spec's
-    item_error and index. Idempotent: items already in the wanted state are not rewritten."""
+    item_error and index. Idempotent: items already in the wanted state are not rewritten.
+    `updated` has one entry per item, in the order given (spec 128)."""
     channel, items = data["channel"], data["items"]
     if len(items) > MAX_BATCH:
-        raise Invalid("too many items", errors={"items": [f"at most {MAX_BATCH} items per request"]},
-                      error_code="invalid_item", item_error="too many items")
+        # Not an item's fault: the spec's item errors name one item; this is the request's.
+        raise Invalid("too many items", errors={"items": [f"at most {MAX_BATCH} items per request"]})
     if not items:
         raise Invalid("no items", errors={"items": ["give at least one item"]},
                       error_code="invalid_item", item_error="missing identifier")
     seen, idents = set(), []
     for i, item in enumerate(items):
         raw = item.get("identifier") if isinstance(item, dict) else item
-        ident, problem = normalise_identifier(channel, raw)
+        ident, problem = normalise_identifier(channel, raw, e164_only=True)
         if problem is None and ident in seen:
             problem = "duplicate identifier"
         if problem:
@@ -58,19 +78,25 @@ def change_batch(tx, ctx, data):
                           error_code="invalid_item", item_error=problem, index=i, identifier=raw)
         seen.add(ident)
         idents.append(ident)
-    group_id = _group(tx, ctx, data.get("group_id"), channel)
+    group_id, kept_as = _group(tx, ctx, data.get("group_id"), channel)
     store = ContactStore(tx, ctx["org_id"])
-    store.unsubscribe_many([(channel, i) for i in idents], data["source"],
+    store.unsubscribe_many([(kept_as, i) for i in idents], data["source"],
                            unsubscribed=data["unsubscribed"], group_id=group_id)
-    rows = tx.all("SELECT identifier, unsubscribed, updated_at FROM unsubscribes WHERE org_id = %s"
-                  " AND channel = %s AND group_id IS NOT DISTINCT FROM %s AND identifier = ANY(%s)",
-                  (ctx["org_id"], channel, group_id, idents))
+    where, params = _group_sql(group_id)
+    # Joined to the input's ordinal: the unique (org_id, channel, group_id, identifier) index
+    # finds each row, and the order is the caller's.
+    rows = tx.all("SELECT u.identifier, u.unsubscribed, u.updated_at"
+                  " FROM unnest(%s::text[]) WITH ORDINALITY AS i (identifier, n)"
+                  " JOIN unsubscribes u ON u.org_id = %s AND u.channel = %s AND u.identifier = i.identifier"
+                  f" AND {where} ORDER BY i.n",
+                  [idents, ctx["org_id"], kept_as] + params)
     return {"group_id": str(group_id) if group_id else None, "processed": len(idents),
             "updated": [{"identifier": r["identifier"], "unsubscribed": r["unsubscribed"],
                          "updated_at": r["updated_at"].isoformat()} for r in rows]}
 
 
 def _cursor_encode(row):
+    """The position after `row`; the gateway seals it with the rest of the query."""
     raw = json.dumps([row["updated_at"].isoformat(), row["id"]])
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
@@ -85,22 +111,24 @@ def _cursor_decode(cursor):
 
 
 def list_changes(tx, ctx, q):
-    """Newest first by (updated_at, id); `cursor` continues a listing."""
-    group_id = _group(tx, ctx, q.get("group_id"), q["channel"])
-    sql = ("SELECT id, identifier, unsubscribed, source, updated_at FROM unsubscribes"
-           " WHERE org_id = %s AND channel = %s AND group_id IS NOT DISTINCT FROM %s")
-    params = [ctx["org_id"], q["channel"], group_id]
+    """Newest first by (updated_at, id); `cursor` (a position this returned) continues."""
+    group_id, kept_as = _group(tx, ctx, q.get("group_id"), q["channel"])
+    where, group_params = _group_sql(group_id)
+    # A group's listing reads unsubscribes_group_listing (0005), the default's unsubscribes_listing.
+    sql = ("SELECT u.id, u.identifier, u.unsubscribed, u.source, u.updated_at FROM unsubscribes u"
+           f" WHERE u.org_id = %s AND u.channel = %s AND {where}")
+    params = [ctx["org_id"], kept_as] + group_params
     if q.get("cursor"):
         ts, rid = _cursor_decode(q["cursor"])
-        sql += " AND (updated_at, id) < (%s::timestamptz, %s)"
+        sql += " AND (u.updated_at, u.id) < (%s::timestamptz, %s)"
         params += [ts, rid]
     if q.get("since"):
-        sql += " AND updated_at >= %s"
+        sql += " AND u.updated_at >= %s"
         params.append(q["since"])
     if q.get("until"):
-        sql += " AND updated_at < %s"
+        sql += " AND u.updated_at < %s"
         params.append(q["until"])
-    sql += " ORDER BY updated_at DESC, id DESC LIMIT %s"
+    sql += " ORDER BY u.updated_at DESC, u.id DESC LIMIT %s"
     params.append(q["limit"] + 1)
     rows = tx.all(sql, params)
     more = len(rows) > q["limit"]
@@ -166,8 +194,15 @@ def bounced(tx, payload):
 
 
 def group_out(r):
-    return {"id": str(r["id"]), "channel": r["channel"], "name": r["name"],
-            "description": r["description"], "created_at": r["created_at"].isoformat()}
+    """A group as spec 2.13 shapes it, with org ids where the API shows slugs (the gateway
+    knows which organizations a client may see): `unsubscribes` counts numbers or addresses
+    opted out now; `used_by` is its organization, on the channels its kind serves."""
+    kind = KINDS[r["channel"]]
+    return {"id": str(r["id"]), "name": r["name"], "description": r["description"],
+            "kind": kind, "channel": r["channel"], "unsubscribes": r.get("unsubscribes", 0),
+            "org_id": str(r["org_id"]),
+            "used_by": [{"org_id": str(r["org_id"]), "channels": KIND_CHANNELS[kind]}],
+            "created_at": r["created_at"].isoformat()}
 
 
 def create_group(tx, ctx, data):
@@ -183,6 +218,9 @@ def create_group(tx, ctx, data):
 
 
 def list_groups(tx, org_ids):
-    rows = tx.all("SELECT * FROM unsubscribe_groups WHERE org_id = ANY(%s::uuid[]) ORDER BY created_at, id",
+    # The count reads unsubscribes_group_listing (0005) per group.
+    rows = tx.all("SELECT g.*, (SELECT count(*) FROM unsubscribes u WHERE u.group_id = g.id"
+                  "                AND u.unsubscribed) AS unsubscribes"
+                  " FROM unsubscribe_groups g WHERE g.org_id = ANY(%s::uuid[]) ORDER BY g.created_at, g.id",
                   ([str(o) for o in org_ids],))
-    return [dict(group_out(r), org_id=str(r["org_id"])) for r in rows]
+    return [group_out(r) for r in rows]

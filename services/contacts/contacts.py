@@ -1,10 +1,18 @@
 """Rules about single contacts: create, update, deactivate, delete, list, serialize, consent."""
+import re
+
 from psycopg2 import errors as pg_errors
 from psycopg2.extras import Json
 
 from services.common.errors import Conflict, Forbidden, Invalid, NotFound
 from services.contacts import normalize, segments
 from services.contacts.store import ContactStore, new_id
+
+
+def refusal(warning):
+    """An import's warning ("...: dropped", "...: ignored") said as the reason a request is
+    refused: here nothing was dropped, the whole request was."""
+    return re.sub(r": (dropped|ignored)$", "", warning)
 
 
 def serialize(row, default_timezone=None):
@@ -39,7 +47,7 @@ def normalise_input(data, defaults, partial=False):
         else:
             e = normalize.email(data["email"])
             if e.warning:
-                errors["email"] = [e.warning]
+                errors["email"] = [refusal(e.warning)]
             values["email"] = e.value
     if "phone" in data:
         if data["phone"] in (None, ""):
@@ -48,7 +56,7 @@ def normalise_input(data, defaults, partial=False):
             region = normalize.country(data.get("country")) or defaults.get("default_country") or "US"
             p = normalize.phone(data["phone"], region)
             if p.warning:
-                errors["phone"] = [p.warning]
+                errors["phone"] = [refusal(p.warning)]
             else:
                 values["phone"], values["phone_extension"] = p.value
     if data.get("phone_extension"):
@@ -59,11 +67,11 @@ def normalise_input(data, defaults, partial=False):
         else:
             tz = normalize.timezone(data["timezone"])
             if tz.warning:
-                errors["timezone"] = [tz.warning]
+                errors["timezone"] = [refusal(tz.warning)]
             values["timezone"] = tz.value
     for f in ("name", "first_name", "last_name"):
         if f in data:
-            values[f] = normalize.clean(data[f]) or None
+            values[f] = normalize.one_line(data[f]) or None
     if not values.get("name") and ("first_name" in data or "last_name" in data) and "name" not in data:
         values["name"] = normalize.full_name(values.get("first_name"), values.get("last_name"))[0]
     if "active" in data:
@@ -92,7 +100,7 @@ def create(tx, ctx, data, defaults):
     tx.execute(f"INSERT INTO contacts ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))})",
                params)
     if data.get("tags"):
-        store.link_tags([(cid, data["tags"])])
+        store.link_tags([(cid, data["tags"])], strict=True)
     _apply_unsubscribed(store, values, data.get("unsubscribed"), "admin")
     return store.get_contact(cid)
 
@@ -114,7 +122,7 @@ def update(tx, ctx, contact_id, data, defaults):
             tx.execute("ROLLBACK TO SAVEPOINT upd")
             raise Conflict("another contact has this e-mail", errors={"email": ["already a contact"]})
     if data.get("tags"):
-        store.link_tags([(current["id"], data["tags"])])
+        store.link_tags([(current["id"], data["tags"])], strict=True)
     if data.get("email_undeliverable") is False:
         clear_undeliverable(tx, ctx, values.get("email", current["email"]))
     merged = {"email": values.get("email", current["email"]), "phone": values.get("phone", current["phone"])}
@@ -158,13 +166,26 @@ def delete(tx, ctx, contact_id):
         raise NotFound("contact not found")
 
 
+PHONE_LIKE = re.compile(r"[+(]?[\d][\d\s().\-/]*")
+PHONE_DIGITS = re.compile(r"\D")
+
+
+def _like(text):
+    """`text` with LIKE's wildcards escaped, so a search for `50%` or `a_b` means those."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def filter_sql(tx, ctx, q):
     """(where_sql, params) for the contact list filters."""
     parts, params = ["TRUE"], []
     if q.get("q"):
+        text = q["q"].strip()
+        like = f"%{_like(text)}%"
+        # Phones are stored in E.164: "(202) 555-0143" or "202 555 0143" search by their digits.
+        digits = PHONE_DIGITS.sub("", text) if PHONE_LIKE.fullmatch(text) else ""
+        phone_like = f"%{digits}%" if len(digits) >= 3 else like
         parts.append("(c.name ILIKE %s OR c.email ILIKE %s OR c.phone LIKE %s)")
-        like = f"%{q['q'].strip()}%"
-        params += [like, like, like]
+        params += [like, like, phone_like]
     if q.get("tag_id"):
         parts.append("EXISTS (SELECT 1 FROM contact_tags ct WHERE ct.contact_id = c.id AND ct.tag_id = %s)")
         params.append(str(q["tag_id"]))
@@ -201,8 +222,13 @@ def filter_sql(tx, ctx, q):
 def list_contacts(tx, ctx, q, defaults):
     store = ContactStore(tx, ctx["org_id"])
     where, params = filter_sql(tx, ctx, q)
-    rows = store.list_contacts(where, params, str(q["after"]) if q.get("after") else None,
-                               q["limit"] + 1)
+    try:
+        rows = store.list_contacts(where, params, str(q["after"]) if q.get("after") else None,
+                                   q["limit"] + 1)
+    except pg_errors.DataError as err:
+        # A value PostgreSQL still refuses (a segment rule saved before rules were checked).
+        raise Invalid("the filter cannot be evaluated", errors={
+            "segment_id" if q.get("segment_id") else "q": [str(err).splitlines()[0]]})
     more = len(rows) > q["limit"]
     rows = rows[:q["limit"]]
     result = {"contacts": [serialize(r, defaults.get("default_timezone")) for r in rows],

@@ -86,6 +86,9 @@ class Worker:
         self.running = set()
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        # stop() writes a byte here so the loop's select returns at once, not after POLL_SECONDS.
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_w, False)
 
     # -- the loop -------------------------------------------------------------------------------
     def serve(self):
@@ -102,7 +105,8 @@ class Worker:
                 pause = RECONNECT_FIRST
                 while not self.stopping.is_set():
                     self.claim_all()
-                    if select.select([listen], [], [], POLL_SECONDS) != ([], [], []):
+                    ready = select.select([listen, self.wake_r], [], [], POLL_SECONDS)[0]
+                    if listen in ready:
                         listen.poll()
                         listen.notifies.clear()
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as err:
@@ -247,6 +251,9 @@ def run_job(dsn, owner, import_id, pool=None):
                 message = f"{message}: {'; '.join(str(d) for d in details)}"[:1000]
             ocur.execute("UPDATE imports SET status = 'failed', error = %s, finished_at = now()"
                          " WHERE id = %s", (message, import_id))
+            if imp["data_source_id"]:
+                imports.record_sync(Tx(owner), imp["data_source_id"],
+                                    {"status": "failed", "error": message, "import_id": str(import_id)})
             return
         log.info("import %s: %s records in %.2f s", import_id, counts["records"],
                  time.monotonic() - started)
@@ -267,8 +274,12 @@ def main():
     def stop(signum, frame):
         # Only a flag: raising SystemExit here (in whatever frame the signal lands, perhaps
         # holding a lock of the pool or of logging) left the process hung at exit, orphaned.
-        # The loop sees the flag within POLL_SECONDS.
+        # The byte wakes the loop's select at once.
         worker.stopping.set()
+        try:
+            os.write(worker.wake_w, b"x")
+        except OSError:
+            pass
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -70,11 +70,12 @@ def check_mapping(mapping, columns):
             errors.setdefault("mapping.unsubscribe", []).append(f"unknown channel {channel!r}")
         elif col and col not in present:
             errors.setdefault("mapping.unsubscribe", []).append(f"no column {col!r} in the file")
-    custom = mapping.get("custom", "rest")
-    if isinstance(custom, list):
-        for col in custom:
-            if col not in present:
-                errors.setdefault("mapping.custom", []).append(f"no column {col!r} in the file")
+    for key in ("custom", "ignore"):
+        cols = mapping.get(key)
+        if isinstance(cols, list):
+            for col in cols:
+                if col not in present:
+                    errors.setdefault(f"mapping.{key}", []).append(f"no column {col!r} in the file")
     if errors:
         raise Invalid("the column mapping does not fit the file", errors=errors)
 

@@ -146,8 +146,14 @@ def finish(tx, imp, counts):
                " rows_total = %s, error = NULL, finished_at = clock_timestamp() WHERE id = %s",
                (Json(counts), counts["records"], counts["records"], imp["id"]))
     if imp["data_source_id"]:
-        tx.execute("UPDATE data_sources SET last_sync_at = now(), last_result = %s WHERE id = %s",
-                   (Json(counts), imp["data_source_id"]))
+        record_sync(tx, imp["data_source_id"], dict(counts, status="completed"))
+
+
+def record_sync(tx, source_id, result):
+    """A data source's last sync: when, and its result ({status: completed, counts...} or
+    {status: failed, error})."""
+    tx.execute("UPDATE data_sources SET last_sync_at = now(), last_result = %s WHERE id = %s",
+               (Json(result), str(source_id)))
 
 
 DETAIL_LIMIT = 1000
@@ -164,15 +170,51 @@ def import_out(tx, ctx, import_id, detail=True):
            "created_at": imp["created_at"].isoformat(),
            "finished_at": imp["finished_at"].isoformat() if imp["finished_at"] else None}
     if detail and imp["status"] == "completed":
-        for outcome in ("rejected", "merged", "updated", "unchanged"):
+        # Each list holds the first DETAIL_LIMIT records of its outcome; details_truncated says
+        # when any list (or warnings) has more: the CSV result has every record.
+        truncated = False
+        for outcome in OUTCOMES:
             rows = tx.all("SELECT record, reason, merged_into, contact_id FROM import_rows"
                           " WHERE import_id = %s AND outcome = %s ORDER BY record LIMIT %s",
-                          (imp["id"], outcome, DETAIL_LIMIT))
-            out[outcome] = [_row_out(r) for r in rows]
+                          (imp["id"], outcome, DETAIL_LIMIT + 1))
+            truncated |= len(rows) > DETAIL_LIMIT
+            out[outcome] = [_row_out(r) for r in rows[:DETAIL_LIMIT]]
         warned = tx.all("SELECT record, warnings FROM import_rows WHERE import_id = %s"
-                        " AND warnings IS NOT NULL ORDER BY record LIMIT %s", (imp["id"], DETAIL_LIMIT))
-        out["warnings"] = [dict(w, record=r["record"]) for r in warned for w in r["warnings"]]
+                        " AND warnings IS NOT NULL ORDER BY record LIMIT %s",
+                        (imp["id"], DETAIL_LIMIT + 1))
+        truncated |= len(warned) > DETAIL_LIMIT
+        out["warnings"] = [dict(w, record=r["record"]) for r in warned[:DETAIL_LIMIT]
+                           for w in r["warnings"]]
+        out["details_truncated"] = truncated
+        out["summary"] = summary(tx, imp)
     return out
+
+
+OUTCOMES = ("created", "updated", "unchanged", "merged", "rejected")
+KEY_FIELDS = ("email", "phone", "name", "timezone")
+
+
+def summary(tx, imp):
+    """What the mapping covered and what the imported contacts still lack (spec: upload success
+    is not mapping success): key fields mapped to a column or not, and how many of the contacts
+    this import wrote have no e-mail, no phone or no time zone of their own."""
+    mapping = imp["mapping"] or {}
+    mapped = {}
+    for field in KEY_FIELDS:
+        columns = [mapping.get(f) for f in ((field,) if field != "name" else ("name", "first_name", "last_name"))]
+        columns = [c for c in columns if c]
+        if columns:
+            mapped[field] = columns[0] if len(columns) == 1 else columns
+    row = tx.one(
+        "SELECT count(*) AS contacts, count(*) FILTER (WHERE c.email IS NULL) AS no_email,"
+        " count(*) FILTER (WHERE c.phone IS NULL) AS no_phone,"
+        " count(*) FILTER (WHERE c.timezone IS NULL) AS no_timezone"
+        " FROM contacts c WHERE c.org_id = %s AND c.id IN (SELECT contact_id FROM import_rows"
+        " WHERE import_id = %s AND contact_id IS NOT NULL)", (imp["org_id"], imp["id"]))
+    return {"mapped": mapped, "unmapped": [f for f in KEY_FIELDS if f not in mapped],
+            "contacts": row["contacts"],
+            "contacts_without": {"email": row["no_email"], "phone": row["no_phone"],
+                                 "timezone": row["no_timezone"]}}
 
 
 def _row_out(r):
@@ -209,3 +251,17 @@ def list_imports(tx, ctx, data_source_id=None):
         params.append(str(data_source_id))
     rows = tx.all(sql + " ORDER BY created_at DESC LIMIT 100", params)
     return [import_out(tx, ctx, r["id"], detail=False) for r in rows]
+
+
+UPLOAD_TTL_HOURS = 24
+
+
+def purge_stale_uploads(tx, hours=UPLOAD_TTL_HOURS, batch=100):
+    """Deletes uploads no import uses that are older than `hours` (a refused file, a mapping
+    never sent): the bytes of a file that was not imported are not kept. -> how many."""
+    cur = tx.execute(
+        "DELETE FROM uploads WHERE id IN (SELECT u.id FROM uploads u WHERE u.created_at <"
+        " now() - make_interval(hours => %s) AND NOT EXISTS (SELECT 1 FROM imports i"
+        " WHERE i.upload_id = u.id) ORDER BY u.created_at LIMIT %s)", (hours, batch))
+    return cur.rowcount
+

@@ -269,8 +269,14 @@ def tags(value):
     return out
 
 
+def one_line(value):
+    """A name on one line: runs of white space (line breaks from a multi-line CSV cell, tabs)
+    become one space."""
+    return " ".join(clean(value).split())
+
+
 def full_name(first, last, name=None):
-    first, last, name = clean(first) or None, clean(last) or None, clean(name) or None
+    first, last, name = one_line(first) or None, one_line(last) or None, one_line(name) or None
     if not name:
         name = " ".join(p for p in (first, last) if p) or None
     return name, first, last

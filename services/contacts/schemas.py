@@ -1,5 +1,7 @@
 """Marshmallow schemas for every RPC payload the contacts service takes."""
-from marshmallow import EXCLUDE, Schema, fields, validate, validates_schema, ValidationError
+from marshmallow import EXCLUDE, RAISE, Schema, fields, validate, validates_schema, ValidationError
+
+from services.common.schemas import Timestamp
 
 CHANNELS = ("email", "sms", "phone")
 SOURCES = ("api", "admin", "import", "user_action", "user_intent")
@@ -28,29 +30,45 @@ class ContactIn(Base):
     email_undeliverable = fields.Boolean()
 
 
+def _column(**kw):
+    return fields.String(validate=validate.Length(max=COLUMN_CHARS), **kw)
+
+
+COLUMN_CHARS = 1000  # a column name
+MAX_COLUMNS = 1000   # columns one mapping entry may list
+
+
 class Mapping(Base):
-    email = fields.String(allow_none=True)
-    phone = fields.String(allow_none=True)
-    name = fields.String(allow_none=True)
-    first_name = fields.String(allow_none=True)
-    last_name = fields.String(allow_none=True)
-    timezone = fields.String(allow_none=True)
-    country = fields.String(allow_none=True)
+    class Meta:
+        unknown = RAISE  # a misspelt key ("emial") would silently map nothing
+
+    email = _column(allow_none=True)
+    phone = _column(allow_none=True)
+    name = _column(allow_none=True)
+    first_name = _column(allow_none=True)
+    last_name = _column(allow_none=True)
+    timezone = _column(allow_none=True)
+    country = _column(allow_none=True)
     tags = fields.Raw(allow_none=True)
-    add_tags = fields.List(fields.String())
+    # Tags every imported contact gets; the same limits as a tag's title.
+    add_tags = fields.List(fields.String(validate=validate.Length(min=1, max=100)),
+                           validate=validate.Length(max=50))
     unsubscribe = fields.Dict(keys=fields.String(validate=validate.OneOf(CHANNELS)),
-                              values=fields.String(allow_none=True))
+                              values=_column(allow_none=True))
     custom = fields.Raw(load_default="rest")
-    ignore = fields.List(fields.String())
+    ignore = fields.List(_column(), validate=validate.Length(max=MAX_COLUMNS))
 
     @validates_schema
     def check(self, data, **kw):
-        tags = data.get("tags")
-        if tags is not None and not isinstance(tags, (str, list)):
-            raise ValidationError("a column name or a list of them", "tags")
-        custom = data.get("custom")
-        if not (custom in ("rest", "none") or isinstance(custom, list)):
-            raise ValidationError('"rest", "none" or a list of columns', "custom")
+        for key, allowed in (("tags", "a column name or a list of them"),
+                             ("custom", '"rest", "none" or a list of columns')):
+            value = data.get(key)
+            if value is None or (key == "custom" and value in ("rest", "none")):
+                continue
+            names = [value] if isinstance(value, str) and key == "tags" else value
+            if not (isinstance(names, list) and len(names) <= MAX_COLUMNS
+                    and all(isinstance(n, str) and len(n) <= COLUMN_CHARS for n in names)):
+                raise ValidationError(allowed, key)
 
 
 class UploadStart(Base):
@@ -63,7 +81,8 @@ class ImportStart(Base):
     upload_id = fields.UUID(required=True)
     mapping = fields.Nested(Mapping, load_default=None, allow_none=True)
     data_source_id = fields.UUID(load_default=None, allow_none=True)
-    mode = fields.String(load_default="sync", validate=validate.OneOf(("sync", "job")))
+    # sync: run in the call; job: queue it; none given: sync up to imports.SYNC_LIMIT bytes.
+    mode = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(("sync", "job")))
     default_country = fields.String(load_default=None, allow_none=True)
     default_timezone = fields.String(load_default=None, allow_none=True)
 
@@ -76,8 +95,8 @@ class ContactQuery(Base):
     unsubscribed = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(CHANNELS))
     has_email = fields.Boolean(load_default=None, allow_none=True)
     has_phone = fields.Boolean(load_default=None, allow_none=True)
-    created_from = fields.DateTime(load_default=None, allow_none=True)
-    created_to = fields.DateTime(load_default=None, allow_none=True)
+    created_from = Timestamp(load_default=None, allow_none=True)
+    created_to = Timestamp(load_default=None, allow_none=True)
     after = fields.UUID(load_default=None, allow_none=True)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=1000))
 
@@ -137,9 +156,12 @@ class FindContact(Base):
 
 
 class Unsubscribe(Base):
+    """An admin's change in the contact UI: it always records source admin (spec 131), so a
+    client cannot pass its edit off as the contact's own action or an import."""
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
     unsubscribed = fields.Boolean(load_default=True)
-    source = fields.String(load_default="admin", validate=validate.OneOf(SOURCES))
+    source = fields.String(load_default="admin", validate=validate.Equal(
+        "admin", error="an admin's change always records source admin; leave source out"))
 
 
 class UnsubscribeBatch(Base):
@@ -153,8 +175,8 @@ class UnsubscribeBatch(Base):
 class UnsubscribeList(Base):
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
     group_id = fields.UUID(load_default=None, allow_none=True)
-    since = fields.DateTime(load_default=None, allow_none=True)
-    until = fields.DateTime(load_default=None, allow_none=True)
+    since = Timestamp(load_default=None, allow_none=True)
+    until = Timestamp(load_default=None, allow_none=True)
     cursor = fields.String(load_default=None, allow_none=True)
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
 
@@ -183,7 +205,7 @@ class BounceEvent(Base):
     diagnostic = fields.String(load_default=None, allow_none=True)
     communication_id = fields.Raw(load_default=None, allow_none=True)
     contact_id = fields.Raw(load_default=None, allow_none=True)
-    occurred_at = fields.DateTime(load_default=None, allow_none=True)
+    occurred_at = Timestamp(load_default=None, allow_none=True)
 
 
 class SftpIn(Base):

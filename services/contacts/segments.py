@@ -10,20 +10,21 @@ is one of (nested rule sets allowed):
 compile_rules turns them into one SQL condition over `contacts c` with parameters, so count,
 preview, resolve and "why" all use the same definition. No nameko here."""
 from services.common.errors import Invalid
+from services.contacts.store import opted_out_sql
 
 FIELDS = ("name", "first_name", "last_name", "email", "phone", "timezone", "active")
 FIELD_OPS = ("equals", "not_equals", "contains", "exists", "not_exists")
 CUSTOM_OPS = FIELD_OPS + ("gt", "gte", "lt", "lte")
 CHANNELS = ("email", "sms", "phone")
 MAX_DEPTH = 4
+MAX_RULES = 100  # leaf rules in one segment (PostgreSQL: 1,664 columns in the explanation)
 
 
 def reachable_sql(channel):
     """A contact is reachable on a channel when active, has the address and has not opted out."""
     column = "email" if channel == "email" else "phone"
     sql = (f"(c.active AND c.{column} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM unsubscribes u"
-           f" WHERE u.org_id = c.org_id AND u.group_id IS NULL AND u.unsubscribed"
-           f" AND u.channel = '{channel}' AND u.identifier = c.{column})")
+           f" WHERE u.org_id = c.org_id AND {opted_out_sql(channel, 'c.' + column)})")
     if channel == "email":
         # A hard bounce made the address undeliverable.
         sql += (" AND NOT EXISTS (SELECT 1 FROM undeliverable b WHERE b.org_id = c.org_id"
@@ -61,8 +62,9 @@ def iso_datetime(value):
     import datetime
     if not isinstance(value, str) or not value.strip():
         return None
+    from services.common.schemas import utc
     try:
-        return datetime.datetime.fromisoformat(value.strip())
+        return utc(datetime.datetime.fromisoformat(value.strip()))
     except ValueError:
         return None
 
@@ -81,6 +83,8 @@ def validate(rules, depth=0, path="rules"):
     items = rules.get("rules")
     if not isinstance(items, list) or not items:
         raise _bad(f"{path}.rules", "give at least one rule")
+    if depth == 0 and _leaves(rules) > MAX_RULES:
+        raise _bad(path, f"at most {MAX_RULES} rules in a segment")
     for i, rule in enumerate(items):
         where = f"{path}.rules.{i}"
         if not isinstance(rule, dict):
@@ -92,6 +96,19 @@ def validate(rules, depth=0, path="rules"):
     return rules
 
 
+def _leaves(rules):
+    """How many leaf rules (bounded walk: stops counting past MAX_RULES)."""
+    count, stack = 0, [rules]
+    while stack and count <= MAX_RULES:
+        node = stack.pop()
+        items = node.get("rules") if isinstance(node, dict) else None
+        if isinstance(items, list):
+            stack.extend(items)
+        else:
+            count += 1
+    return count
+
+
 def _validate_leaf(rule, where):
     kind = rule.get("type")
     if kind in ("has_tag", "lacks_tag"):
@@ -99,7 +116,7 @@ def _validate_leaf(rule, where):
         try:
             uuid.UUID(str(rule.get("tag_id") or ""))
         except ValueError:
-            raise _bad(f"{where}.tag_id", "a tag id is required")
+            raise _bad(f"{where}.tag_id", "a tag id (UUID) is required")
     elif kind in ("field", "custom"):
         if kind == "field" and rule.get("field") not in FIELDS:
             raise _bad(f"{where}.field", f"one of {', '.join(FIELDS)}")
@@ -110,6 +127,9 @@ def _validate_leaf(rule, where):
         if op not in ops:
             raise _bad(f"{where}.op", f"one of {', '.join(ops)}")
         value = rule.get("value")
+        if kind == "field" and rule["field"] == "active" and op in SCALAR_OPS[:2] \
+                and str(value).lower() not in ("true", "false"):
+            raise _bad(f"{where}.value", "active is true or false")
         if op in SCALAR_OPS and not _scalar(value):
             raise _bad(f"{where}.value", f"{op} needs a text, number or true/false value")
         if op in COMPARISONS and not (_number(value) or iso_datetime(value)):
@@ -121,6 +141,8 @@ def _validate_leaf(rule, where):
         for k in given:
             if iso_datetime(rule[k]) is None:
                 raise _bad(f"{where}.{k}", "an ISO 8601 date or date-time, e.g. 2026-09-01T00:00:00Z")
+        if len(given) == 2 and iso_datetime(rule["from"]) >= iso_datetime(rule["to"]):
+            raise _bad(f"{where}.to", "must be after from")
     elif kind == "reachable":
         if rule.get("channel") not in CHANNELS:
             raise _bad(f"{where}.channel", "email, sms or phone")
@@ -188,12 +210,11 @@ def compile_rule(rule, after=None):
     if kind in ("created", "updated"):
         col = "c.created_at" if kind == "created" else "c.updated_at"
         parts, params = [], []
-        if rule.get("from"):
-            parts.append(f"{col} >= %s::timestamptz")
-            params.append(rule["from"])
-        if rule.get("to"):
-            parts.append(f"{col} < %s::timestamptz")
-            params.append(rule["to"])
+        # In UTC: PostgreSQL refuses offsets past 15:59 that ISO 8601 allows.
+        for key, sym in (("from", ">="), ("to", "<")):
+            if rule.get(key):
+                parts.append(f"{col} {sym} %s::timestamptz")
+                params.append(iso_datetime(rule[key]) or rule[key])
         return " AND ".join(parts), params
     if kind == "reachable":
         return reachable_sql(rule["channel"]), []
@@ -226,7 +247,7 @@ def flatten(rules, path="rules"):
     """[(path, rule)] for every leaf rule, to explain a match rule by rule."""
     out = []
     for i, rule in enumerate(rules["rules"]):
-        p = f"{path}.{i}"
+        p = f"{path}.rules.{i}"  # the paths validate() names errors by
         if "rules" in rule:
             out.extend(flatten(rule, p))
         else:

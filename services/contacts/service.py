@@ -1,12 +1,15 @@
 """The contacts service (nameko entrypoints; thin): contacts, imports, tags, segments, consent."""
+import contextlib
 import logging
 import time
 
 import eventlet
+from marshmallow import RAISE
 
 from services.common.events import event_handler  # requeues on failure, see there
 from nameko.dependency_providers import Config
 from nameko.rpc import RpcProxy, rpc
+from nameko.timer import timer
 
 from services.common import rpc as rpc_call
 from services.common import service as base  # a module, so `nameko run` finds only this class
@@ -28,6 +31,15 @@ class ContactsService(base.ServiceBase):
     db = Database("contacts")
     identity = RpcProxy("identity")
     config = Config()
+
+    @timer(interval=600)
+    def purge_uploads(self):
+        """Uploads never imported (a refused file, an abandoned mapping) are deleted after
+        imports.UPLOAD_TTL_HOURS."""
+        while True:
+            with self.db.transaction() as tx:
+                if imports.purge_stale_uploads(tx) < 100:
+                    return
 
     def _defaults(self, ctx, override=None):
         """The organization's default country and time zone (identity), with overrides."""
@@ -146,6 +158,8 @@ class ContactsService(base.ServiceBase):
             raise Invalid("no mapping", errors={"mapping": ["give the column mapping"]})
         with self.db.transaction() as tx:
             import_id, upload = imports.create_import(tx, ctx, data, defaults)
+            if data["mode"] is None:
+                data["mode"] = "sync" if upload["size"] <= imports.SYNC_LIMIT else "job"
             if data["mode"] == "job":
                 tx.emit("import_requested", {"org_id": ctx["org_id"], "import_id": str(import_id),
                                              "defaults": defaults})
@@ -240,11 +254,27 @@ class ContactsService(base.ServiceBase):
             row = sources.get(tx, ctx, _uuid(source_id, "data source"))
         if row["kind"] != "sftp":
             raise Invalid("not an SFTP source", errors={"kind": ["only SFTP sources list files"]})
-        session = sources.Sftp(row, self.config)
+        with self._sync_failures(ctx, row):
+            session = sources.Sftp(row, self.config)
+            try:
+                return {"data_source_id": str(row["id"]), "files": session.files()}
+            finally:
+                session.close()
+
+    @contextlib.contextmanager
+    def _sync_failures(self, ctx, row):
+        """A source that cannot be read (sign-in, host key, folder) says so on the source too:
+        last_sync_at and last_result {status: failed, error} record the attempt."""
         try:
-            return {"data_source_id": str(row["id"]), "files": session.files()}
-        finally:
-            session.close()
+            yield
+        except Invalid as err:
+            details = "; ".join(str(m) for ms in (err.errors or {}).values()
+                                for m in (ms if isinstance(ms, list) else [ms]))
+            with self.db.transaction() as tx:
+                imports.record_sync(tx, row["id"], {
+                    "status": "failed", "error": f"{err.message}: {details}"[:1000] if details
+                    else err.message})
+            raise
 
     @rpc
     def sync_data_source(self, ctx, source_id, data):
@@ -257,20 +287,21 @@ class ContactsService(base.ServiceBase):
             mapping = sources.check_mapping(row)
         if row["kind"] != "sftp":
             raise Invalid("not an SFTP source", errors={"kind": ["upload files to a file source"]})
-        session = sources.Sftp(row, self.config)
         uploads = []
-        try:
-            available = {f["name"] for f in session.files()}
-            unknown = [f for f in data["files"] if f not in available]
-            if unknown:
-                raise Invalid("no such files", errors={"files": [f"{f} is not in the folder" for f in unknown]})
-            for name in data["files"]:
-                with self.db.transaction() as tx:
-                    uploads.append(sources.store_upload(tx, ctx, name, session.chunks(name)))
-        finally:
-            # Closed before any import starts: the SFTP socket's green reader must be gone
-            # before other green threads open database connections (fd reuse).
-            session.close()
+        with self._sync_failures(ctx, row):
+            session = sources.Sftp(row, self.config)
+            try:
+                available = {f["name"] for f in session.files()}
+                unknown = [f for f in data["files"] if f not in available]
+                if unknown:
+                    raise Invalid("no such files", errors={"files": [f"{f} is not in the folder" for f in unknown]})
+                for name in data["files"]:
+                    with self.db.transaction() as tx:
+                        uploads.append(sources.store_upload(tx, ctx, name, session.chunks(name)))
+            finally:
+                # Closed before any import starts: the SFTP socket's green reader must be gone
+                # before other green threads open database connections (fd reuse).
+                session.close()
         queued = []
         for upload_id in uploads:
             with self.db.transaction() as tx:
@@ -327,9 +358,13 @@ class ContactsService(base.ServiceBase):
         ctx = context(ctx)
         data = load(s.BulkTagging(), data)
         if data.get("contact_ids") is None:
-            # The filter is the contact list's query: the same schema checks it.
+            # The filter is the contact list's query: the same schema checks it, and an unknown
+            # key is refused (ignoring it would tag every contact).
+            if not data.get("filter"):
+                raise Invalid("say which contacts", errors={"filter": [
+                    "give contact_ids or a filter (an empty filter would select every contact)"]})
             try:
-                data["filter"] = load(s.ContactQuery(), data.get("filter") or {})
+                data["filter"] = load(s.ContactQuery(unknown=RAISE), data["filter"])
             except Invalid as err:
                 raise Invalid("invalid filter", errors={f"filter.{k}": v for k, v in err.errors.items()})
         with self.db.transaction() as tx:

@@ -138,8 +138,13 @@ class Sftp:
         self.client = paramiko.SFTPClient.from_transport(self.transport)
 
     def files(self):
+        try:
+            entries = self.client.listdir_attr(self.path)
+        except OSError as err:  # no such folder, no permission (paramiko raises IOError kinds)
+            raise Invalid("cannot read the SFTP folder", errors={"sftp.path": [
+                f"{self.path!r}: {err.strerror or type(err).__name__}"]})
         out = []
-        for entry in self.client.listdir_attr(self.path):
+        for entry in entries:
             if stat.S_ISREG(entry.st_mode or 0) and entry.filename.lower().endswith(IMPORTABLE):
                 out.append({"name": entry.filename, "size": entry.st_size,
                             "modified_at": entry.st_mtime})
@@ -148,12 +153,16 @@ class Sftp:
     def chunks(self, name):
         if "/" in name or name in ("", ".", ".."):
             raise Invalid("bad file name", errors={"files": [f"{name!r} is not a file of this folder"]})
-        with self.client.open(posixpath.join(self.path, name), "rb") as f:
-            while True:
-                data = f.read(CHUNK)
-                if not data:
-                    return
-                yield data
+        try:
+            with self.client.open(posixpath.join(self.path, name), "rb") as f:
+                while True:
+                    data = f.read(CHUNK)
+                    if not data:
+                        return
+                    yield data
+        except OSError as err:
+            raise Invalid("cannot read the SFTP file", errors={"files": [
+                f"{name}: {err.strerror or type(err).__name__}"]})
 
     def close(self):
         self.client.close()

@@ -3,18 +3,35 @@ import json
 import uuid
 
 
-from services.common.errors import NotFound
+from services.common.errors import Invalid, NotFound
 
 CONTACT_COLUMNS = ("id, name, first_name, last_name, email, phone, phone_extension, timezone, "
                    "active, custom, created_at, updated_at")
+
+
+def opted_out_sql(channel, identifier_sql, alias="u"):
+    """The condition "row `alias` of unsubscribes opts `identifier_sql` out of `channel`", for
+    every check that decides whether the platform may send (spec 2.13: `unsubscribed: true`
+    means it never sends on that channel). An opt-out in any of the organization's groups counts,
+    not only in its default group; a phone-number group's (kept under sms or phone) holds for SMS
+    and voice alike. The caller adds `alias.org_id = ...`: with the identifier that probes the
+    partial index unsubscribes_opted_out (0005), a handful of rows per address."""
+    if channel == "email":
+        which = f"{alias}.channel = 'email'"
+    else:
+        which = (f"({alias}.channel = '{channel}' OR ({alias}.group_id IS NOT NULL"
+                 f" AND {alias}.channel IN ('sms', 'phone')))")
+    return f"{alias}.unsubscribed AND {alias}.identifier = {identifier_sql} AND {which}"
+
+
 # Per-channel consent of a contact, read from the identifier-keyed unsubscribes table.
-UNSUB_SQL = """
-  EXISTS (SELECT 1 FROM unsubscribes u WHERE u.org_id = c.org_id AND u.group_id IS NULL
-          AND u.unsubscribed AND u.channel = 'email' AND u.identifier = c.email) AS unsub_email,
-  EXISTS (SELECT 1 FROM unsubscribes u WHERE u.org_id = c.org_id AND u.group_id IS NULL
-          AND u.unsubscribed AND u.channel = 'sms' AND u.identifier = c.phone) AS unsub_sms,
-  EXISTS (SELECT 1 FROM unsubscribes u WHERE u.org_id = c.org_id AND u.group_id IS NULL
-          AND u.unsubscribed AND u.channel = 'phone' AND u.identifier = c.phone) AS unsub_phone,
+UNSUB_SQL = f"""
+  EXISTS (SELECT 1 FROM unsubscribes u WHERE u.org_id = c.org_id
+          AND {opted_out_sql('email', 'c.email')}) AS unsub_email,
+  EXISTS (SELECT 1 FROM unsubscribes u WHERE u.org_id = c.org_id
+          AND {opted_out_sql('sms', 'c.phone')}) AS unsub_sms,
+  EXISTS (SELECT 1 FROM unsubscribes u WHERE u.org_id = c.org_id
+          AND {opted_out_sql('phone', 'c.phone')}) AS unsub_phone,
   (SELECT jsonb_build_object('at', b.bounced_at, 'diagnostic', b.diagnostic) FROM undeliverable b
    WHERE b.org_id = c.org_id AND b.channel = 'email' AND b.identifier = c.email) AS email_bounce
 """
@@ -28,8 +45,10 @@ class ContactStore:
     def __init__(self, tx, org_id):
         self.tx, self.org_id = tx, org_id
 
-    def link_tags(self, links):
-        """links: [(contact_id, [titles])]: creates missing contact tags, then links them."""
+    def link_tags(self, links, strict=False):
+        """links: [(contact_id, [titles])]: creates missing contact tags, then links them.
+        `strict` (a person naming tags): an inactive tag the contact does not carry yet answers
+        Invalid naming it instead of being left out."""
         if not links:
             return
         titles = {}
@@ -37,6 +56,16 @@ class ContactStore:
             for t in ts:
                 titles.setdefault(t.lower(), t)
         ids = self.ensure_tags(list(titles.values()))
+        if strict:
+            inactive = [t for key, t in titles.items() if key not in ids]
+            carried = {r["key"] for r in self.tx.all(
+                "SELECT lower(t.title) AS key FROM contact_tags ct JOIN tags t ON t.id = ct.tag_id"
+                " WHERE ct.org_id = %s AND ct.contact_id = ANY(%s::uuid[])",
+                (self.org_id, [str(cid) for cid, _ in links]))}
+            refused = [t for t in inactive if t.lower() not in carried]
+            if refused:
+                raise Invalid("inactive tag", errors={"tags": [
+                    f"tag {t!r} is inactive and cannot be newly applied" for t in refused]})
         rows = {(ids[t.lower()], cid) for cid, ts in links for t in ts if t.lower() in ids}
         self.tx.values(
             "INSERT INTO contact_tags (tag_id, contact_id, org_id) VALUES %s ON CONFLICT DO NOTHING",

@@ -3,6 +3,7 @@ server on 127.0.0.1, asyncssh, started by the test) lists CSV files and imports 
 And an XLSX upload imports like a CSV."""
 import asyncio
 import io
+import json
 import os
 import shutil
 import socket
@@ -194,3 +195,44 @@ def test_xlsx_upload_imports_like_a_csv(owner):
     assert (grace["phone"], grace["custom"]) == ("+447700900123", {"Plan": "gold"})
     ben = owner.get("/api/v1/contacts", params={"q": "ben.adler"}).json()["contacts"][0]
     assert ben["phone"] == "+12025550124"
+
+
+def test_a_source_that_cannot_be_read_says_why_and_records_the_failed_sync(owner, sftp):
+    source = owner.post("/api/v1/data-sources", json={
+        "kind": "sftp", "name": "Wrong folder", "mapping": HANDMADE,
+        "sftp": {"host": "127.0.0.1", "port": sftp.port, "username": USER, "password": PASSWORD,
+                 "path": "/no-such-folder", "host_key_fingerprint": sftp.fingerprint}}).json()
+    assert source["last_sync_at"] is None
+    for resp in (owner.get(f"/api/v1/data-sources/{source['id']}/files"),
+                 owner.post(f"/api/v1/data-sources/{source['id']}/sync", json={"files": ["a.csv"]})):
+        assert resp.status_code == 400, resp.text
+        assert "/no-such-folder" in resp.json()["errors"]["sftp.path"][0]
+    detail = owner.get(f"/api/v1/data-sources/{source['id']}").json()
+    assert detail["last_sync_at"] is not None
+    assert detail["last_result"]["status"] == "failed"
+    assert "cannot read the SFTP folder" in detail["last_result"]["error"]
+
+
+def test_a_wrong_password_is_recorded_on_the_source(owner, sftp):
+    source = owner.post("/api/v1/data-sources", json={
+        "kind": "sftp", "name": "Wrong", "mapping": HANDMADE,
+        "sftp": {"host": "127.0.0.1", "port": sftp.port, "username": USER, "password": "nope",
+                 "path": "/exports", "host_key_fingerprint": sftp.fingerprint}}).json()
+    assert owner.get(f"/api/v1/data-sources/{source['id']}/files").status_code == 400
+    result = owner.get(f"/api/v1/data-sources/{source['id']}").json()["last_result"]
+    assert result["status"] == "failed" and "sign in" in result["error"]
+    assert "nope" not in json.dumps(result)
+
+
+def test_a_source_import_that_fails_records_it_on_the_source(owner):
+    source = owner.post("/api/v1/data-sources", json={"kind": "file", "name": "Scans",
+                                                      "mapping": HANDMADE}).json()
+    bad = (b'Name,E-mail,Mobile,Timezone,SMS opt-out\r\n'
+           b'Ana,ana@example.com,,,\r\nBen,ben@example.com,"never closed,,\r\n')
+    queued = owner.post(f"/api/v1/data-sources/{source['id']}/imports", files={"file": ("a.csv", bad)})
+    assert queued.status_code == 202, queued.text
+    imp = wait_done(owner, queued.json()["id"])
+    assert imp["status"] == "failed"
+    result = owner.get(f"/api/v1/data-sources/{source['id']}").json()["last_result"]
+    assert (result["status"], result["import_id"]) == ("failed", imp["id"])
+    assert "unterminated quote" in result["error"]

@@ -15,7 +15,8 @@ def test_all_and_any_rules_compile_with_parameters():
     sql, params = segments.compile_rules(rules)
     assert sql.count(" AND ") >= 2 and " OR " in sql
     assert params == ["7f1c0a3e-0000-4000-8000-000000000001", "%50\\%%", "budget", "budget", 1000.0]
-    assert [p for p, _ in segments.flatten(rules)] == ["rules.0", "rules.1.0", "rules.1.1", "rules.2"]
+    assert [p for p, _ in segments.flatten(rules)] == ["rules.rules.0", "rules.rules.1.rules.0",
+                                                      "rules.rules.1.rules.1", "rules.rules.2"]
 
 
 @pytest.mark.parametrize("rules, where", [
