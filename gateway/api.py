@@ -3,6 +3,7 @@ parse and validate the JSON body and query string with marshmallow, call the vie
 response. It also records what the OpenAPI document says about the route."""
 import functools
 import json
+import math
 
 from flask import jsonify, request, Response
 from marshmallow import ValidationError
@@ -97,6 +98,9 @@ def unstorable(data):
             reason = bad_text(value)
             if reason:
                 problems[path or "body"] = [reason]
+        elif isinstance(value, float) and not math.isfinite(value):
+            # Python's json reads NaN, Infinity and 1e999; JSON (and PostgreSQL's jsonb) has none.
+            problems[path or "body"] = ["not a finite number"]
     return problems
 
 

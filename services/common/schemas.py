@@ -1,5 +1,7 @@
 """Loading marshmallow schemas the same way everywhere: bad input becomes Invalid(field errors)."""
-from marshmallow import ValidationError
+import datetime
+
+from marshmallow import ValidationError, fields
 
 from services.common.errors import Invalid
 
@@ -9,3 +11,33 @@ def load(schema, data, partial=False):
         return schema.load(data if data is not None else {}, partial=partial)
     except ValidationError as err:
         raise Invalid("invalid input", errors=err.messages)
+
+
+def utc(value):
+    """An ISO 8601 datetime as an aware UTC one (naive means UTC), or None when it names no
+    instant PostgreSQL stores: a year past 9999 or before 1 once in UTC. PostgreSQL refuses
+    offsets beyond 15:59 too, so values are handed to it in UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.timezone.utc)
+    try:
+        return value.astimezone(datetime.timezone.utc)
+    except (OverflowError, ValueError):
+        return None
+
+
+class _InUtc:
+    default_error_messages = {"range": "out of range: a date-time from year 1 to 9999 (in UTC)"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        parsed = utc(super()._deserialize(value, attr, data, **kwargs))
+        if parsed is None:
+            raise self.make_error("range")
+        return parsed
+
+
+class Timestamp(_InUtc, fields.DateTime):
+    """An ISO 8601 date-time, loaded as aware UTC (naive means UTC)."""
+
+
+class AwareTimestamp(_InUtc, fields.AwareDateTime):
+    """An ISO 8601 date-time with an offset (or the field's default_timezone), loaded as UTC."""

@@ -219,11 +219,19 @@ def _send_email(db, org_id, go, settings_row, secret_key, sleep, already):
     if smtp is None:
         outcomes = {r["id"]: ("permanent", config_error) for r in go}
     else:
-        items = [(sending.build(r, reply_domain), sending.envelope_sender(r, reply_domain),
-                  r["to_address"], r["id"]) for r in go]
+        items = []
+        for r in go:
+            # One message that cannot be built fails alone; the rest of the batch is sent.
+            try:
+                items.append((sending.build(r, reply_domain), sending.envelope_sender(r, reply_domain),
+                              r["to_address"], r["id"]))
+            except (ValueError, TypeError) as err:
+                log.warning("communication %s cannot be built as an email: %s", r["id"], err)
+                outcomes[r["id"]] = ("permanent", f"the message cannot be built: {err}"[:500])
         kwargs = {"sleep": sleep} if sleep else {}
-        for key, outcome, error in sending.send_batch(sending.SmtpConnection(smtp), items, **kwargs):
-            outcomes[key] = (outcome, error)
+        if items:
+            for key, outcome, error in sending.send_batch(sending.SmtpConnection(smtp), items, **kwargs):
+                outcomes[key] = (outcome, error)
 
     with db.transaction() as tx:
         for r in go:

@@ -4,6 +4,7 @@ import re
 from email_validator import EmailNotValidError, validate_email
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates, post_load
 
+from services.common.schemas import AwareTimestamp
 from services.messaging.communications import DIRECTIONS, STATUSES
 from services.messaging.settings import CHANNELS, TLS_MODES
 
@@ -22,7 +23,9 @@ class SenderIdentitySchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(required=True, validate=[
+        validate.Length(min=1, max=200),
+        validate.Regexp(r"^[^\r\n\v\f\x85\u2028\u2029]*$", error="a name on one line (no line breaks)")])
     email = fields.String(required=True, validate=validate.Length(max=320))
     # Optional: the domain whose mail reaches our inbound webhook (reply tokens, VERP bounces).
     reply_domain = fields.String(load_default=None, allow_none=True)
@@ -81,8 +84,8 @@ class CommunicationFiltersSchema(Schema):
     run_id = fields.UUID()
     contact_id = fields.UUID()
     thread_id = fields.UUID()
-    since = fields.AwareDateTime(default_timezone=None)
-    until = fields.AwareDateTime(default_timezone=None)
+    since = AwareTimestamp(default_timezone=None)
+    until = AwareTimestamp(default_timezone=None)
     # The keyset cursor: the previous page's next_cursor. `cursor` is its deprecated alias.
     after = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))
     cursor = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=500))

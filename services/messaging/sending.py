@@ -2,6 +2,7 @@
 one connection per batch, timeouts, retries with backoff on transient failures (4xx replies,
 dropped connections), a clear permanent failure on 5xx."""
 import logging
+import re
 import smtplib
 import socket
 import ssl
@@ -38,16 +39,25 @@ def message_id(communication_id, sender_email):
     return f"<{communication_id}@{domain_of(sender_email)}>"
 
 
+LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
+
+
+def header_text(value):
+    """A header value on one line: a line break in a name or subject (an imported "Ann\nLee")
+    becomes a space, so it can neither break the message nor inject a header."""
+    return " ".join(LINE_BREAKS.sub(" ", value or "").split())
+
+
 def build(comm, reply_domain=None):
     """The message for one communication row (from/to/subject/body/message_id already set)."""
     msg = EmailMessage()
-    msg["From"] = formataddr((comm["from_name"] or "", comm["from_address"]))
-    msg["To"] = formataddr((comm["to_name"] or "", comm["to_address"]))
-    msg["Subject"] = comm["subject"] or ""
+    msg["From"] = formataddr((header_text(comm["from_name"]), comm["from_address"]))
+    msg["To"] = formataddr((header_text(comm["to_name"]), comm["to_address"]))
+    msg["Subject"] = header_text(comm["subject"])
     msg["Date"] = format_datetime(comm.get("now") or _utcnow())
     msg["Message-ID"] = comm["message_id"]
     if reply_domain and comm.get("reply_token"):
-        msg["Reply-To"] = formataddr((comm["from_name"] or "",
+        msg["Reply-To"] = formataddr((header_text(comm["from_name"]),
                                       f"reply+{comm['reply_token']}@{reply_domain}"))
     msg.set_content(comm["body"] or "")
     return msg
