@@ -85,6 +85,10 @@ def communications_sent(p):
 
 
 def reply_received(p):
+    """A reply is an answer to a message we sent (messaging found the one it answers); mail
+    that answers nothing of ours is in the feed but is not a reply."""
+    if not p.get("in_reply_to_communication_id"):
+        return []
     return [Count(p.get("channel") or "email", p.get("campaign_id"), p.get("run_id"),
                   p.get("is_test", False), "replied", 1)]
 

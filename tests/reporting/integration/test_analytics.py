@@ -60,7 +60,7 @@ def a_live_and_a_test_run(events, org_id, day="2026-12-01"):
     events.publish("messaging", "reply_received", {
         "org_id": org_id, "communication_id": new_id(), "thread_id": new_id(), "contact_id": new_id(),
         "campaign_id": campaign, "run_id": live, "channel": "email", "is_test": False,
-        "automatic": False, "occurred_at": at})
+        "automatic": False, "occurred_at": at, "in_reply_to_communication_id": results[0]["communication_id"]})
     events.publish("campaigns", "run_completed", dict(
         run, run_id=live, is_test=False, counts={"targeted": 5, "sent": 2}))
     # The test run: only the owner, marked test.
@@ -169,11 +169,12 @@ def test_an_event_without_organization_counts_nothing_and_breaks_nothing(stack):
 def test_replies_outside_any_campaign_add_up_under_no_campaign(stack):
     events = Events(stack)
     org_id = new_id()
-    for _ in range(2):
+    for answers in (new_id(), new_id(), None):
+        # Two answer one-off messages of ours; the third answers nothing we sent: no reply.
         events.publish("messaging", "reply_received", {
             "org_id": org_id, "communication_id": new_id(), "thread_id": new_id(),
             "contact_id": new_id(), "campaign_id": None, "run_id": None, "channel": "email",
-            "is_test": False, "automatic": False})
+            "is_test": False, "automatic": False, "in_reply_to_communication_id": answers})
     with stack.rpc() as rpc:
         fetch = lambda: rpc.reporting.analytics({"org_id": org_id}, {})  # noqa: E731
         wait_for(lambda: fetch()["totals"], dict(NOTHING, replied=2))
