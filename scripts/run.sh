@@ -81,7 +81,8 @@ stop() {
   echo "Stopped."
 }
 trap stop EXIT
-trap 'exit 130' INT TERM
+# Ctrl-C is how a user stops `make run`: a clean stop, not an error for make to report.
+trap 'exit 0' INT TERM
 
 if ! HONCHO_PID=$HONCHO $PY -W ignore - <<'PYEOF'
 import logging, os, sys, time
@@ -145,7 +146,7 @@ cat <<EOT
     Health:       $GATEWAY_URL/health
     Mail sink:    http://127.0.0.1:$SMTP_SINK_HTTP_PORT/messages   (SMTP on 127.0.0.1:$SMTP_SINK_PORT)
     Logs:         $LOG
-  Demo login (see above): ${DEMO_EMAIL:-demo@example.org}
+  Demo login:   ${DEMO_EMAIL:-demo@example.org} / ${DEMO_PASSWORD:-larkspur-demo-2026}
   In another shell:  make demo
   Ctrl-C stops everything.
 

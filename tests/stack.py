@@ -39,6 +39,28 @@ def rabbitmqctl(*args):
     return subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60)
 
 
+def _signal_group(pgid, sig):
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pgid):
+    """Whether any process of the group is still running (zombies of our own shells aside)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
+
+
 class Stack:
     def __init__(self, workdir):
         tag = uuid.uuid4().hex[:10]
@@ -140,14 +162,19 @@ class Stack:
     def stop(self):
         if self.twilio is not None:
             self.twilio.stop()
+        # Each Procfile command runs in its own session (process group = the shell's pid): the
+        # whole group is asked to stop, then whatever is left of it (a service still draining, a
+        # normalising pool's children) is killed, so no process outlives the test session.
+        groups = [proc.pid for proc in self.procs.values()]
+        for pgid in groups:
+            _signal_group(pgid, signal.SIGTERM)
+        deadline = time.time() + 15
+        while time.time() < deadline and any(_group_alive(pgid) for pgid in groups):
+            time.sleep(0.1)
+        for pgid in groups:
+            _signal_group(pgid, signal.SIGKILL)
         for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
         if os.environ.get("KEEP_TEST_DB"):
             return
         conn = psycopg2.connect(ADMIN_DSN)

@@ -33,7 +33,7 @@ def _crud(path, one, schema, query, out):
     def list_view(query):
         return getattr(rpc.campaigns, f"list_{path}")(g.ctx, query)
 
-    @endpoint("operate", body=schema(), response=out(), status=201, summary=f"Create a {one}",
+    @endpoint("operate", body=schema(), response=out(), status=201, summary=f"Create {'an' if one[0] in 'aeiou' else 'a'} {one}",
               tags=tags)
     def create_view(body):
         return getattr(rpc.campaigns, f"create_{one}")(g.ctx, body)
