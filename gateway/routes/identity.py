@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import fields, Schema
 
 from gateway import auth
-from gateway.api import endpoint
+from gateway.api import bad_text, endpoint
 from gateway.rpc import rpc
 from services.common import errors as e
 from services.identity import schemas as s
@@ -386,8 +386,14 @@ OAUTH_STATUS = {"invalid_client": 401, "invalid_grant": 400, "unsupported_grant_
 def oauth_token():
     """client_credentials or refresh_token; both authenticate the client (HTTP Basic preferred,
     or client_id/client_secret in the body). Form-encoded or JSON."""
-    data = dict(request.form) if request.form else (request.get_json(silent=True) or {})
-    if not isinstance(data, dict):
+    if request.form:
+        data = dict(request.form)
+    elif request.get_data(cache=True).strip():
+        data = request.get_json(silent=True, force=True)
+        if not isinstance(data, dict):
+            return _oauth_error("invalid_request", "the body must be form-encoded"
+                                " (application/x-www-form-urlencoded) or a JSON object", 400)
+    else:
         data = {}
     data = {k: v for k, v in data.items() if k in ("grant_type", "client_id", "client_secret",
                                                    "refresh_token") and isinstance(v, str)}
@@ -399,6 +405,11 @@ def oauth_token():
             data["client_id"], data["client_secret"] = unquote_plus(cid), unquote_plus(secret)
         except (binascii.Error, UnicodeDecodeError):
             return _oauth_error("invalid_client", "malformed Basic credentials", 401)
+    for name, value in data.items():
+        reason = bad_text(value)
+        if reason:
+            return _oauth_error("invalid_client" if name.startswith("client_") else "invalid_request",
+                                f"{name} {reason}", 401 if name.startswith("client_") else 400)
     if not data.get("grant_type"):
         return _oauth_error("invalid_request", "grant_type is required", 400)
     try:

@@ -2,7 +2,29 @@
 from marshmallow import EXCLUDE, Schema, fields, validate, validates_schema, ValidationError
 
 ROLES = ("owner", "admin", "member", "viewer")
-Name = lambda **kw: fields.String(validate=validate.Length(min=1, max=200), **kw)  # noqa: E731
+
+
+class Name(fields.String):
+    """A person's or organization's name: trimmed, on one line, not blank, at most 200 chars."""
+    default_error_messages = {"blank": "must not be blank", "lines": "a name on one line (no line breaks)",
+                              "long": "at most 200 characters"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if any(ch in text for ch in "\r\n\v\f\x85\u2028\u2029"):
+            raise self.make_error("lines")
+        text = text.strip()
+        if not text:
+            raise self.make_error("blank")
+        if len(text) > 200:
+            raise self.make_error("long")
+        return text
+
+
+def _region(value):
+    import phonenumbers
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValidationError("an ISO 3166 two-letter country code such as US")
 
 
 class Base(Schema):
@@ -53,7 +75,7 @@ class OrganizationPatch(Base):
     slug = fields.String(validate=validate.Length(min=1, max=64))
     description = fields.String(validate=validate.Length(max=5000))
     default_timezone = fields.String()
-    default_country = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$", error="an ISO 3166 two-letter code such as US"))
+    default_country = fields.String(validate=_region)
     mfa_required = fields.Boolean()
     auto_approve_campaign_emails = fields.Boolean()
     auto_approve_response_emails = fields.Boolean()
@@ -65,7 +87,9 @@ class Recipient(Base):
     national in the organization's default country) for SMS and call test runs; at least one."""
     email = fields.Email(load_default=None, allow_none=True)
     phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
-    name = fields.String(load_default="", validate=validate.Length(max=200))
+    name = fields.String(load_default="", validate=[
+        validate.Length(max=200),
+        validate.Regexp(r"^[^\r\n\v\f\x85\u2028\u2029]*$", error="a name on one line (no line breaks)")])
 
     @validates_schema
     def email_or_phone(self, data, **kwargs):
