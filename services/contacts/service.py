@@ -11,6 +11,7 @@ from nameko.dependency_providers import Config
 from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 
+from services.common import audit
 from services.common import rpc as rpc_call
 from services.common import service as base  # a module, so `nameko run` finds only this class
 from services.common.context import context
@@ -210,7 +211,9 @@ class ContactsService(base.ServiceBase):
         ctx = context(ctx)
         data = load(s.DataSourceIn(), data)
         with self.db.transaction() as tx:
-            return sources.create(tx, ctx, data, self.config)
+            out = sources.create(tx, ctx, data, self.config)
+            audit.record(tx, ctx, "data_source.created", "data_source", out["id"], None, _audited(out))
+            return out
 
     @rpc
     def list_data_sources(self, ctx):
@@ -232,19 +235,26 @@ class ContactsService(base.ServiceBase):
         from psycopg2.extras import Json
         with self.db.transaction() as tx:
             row = sources.get(tx, ctx, _uuid(source_id, "data source"))
+            before = sources.source_out(row)
             if "name" in data:
                 tx.execute("UPDATE data_sources SET name = %s WHERE id = %s", (data["name"], row["id"]))
             if "mapping" in data:
                 tx.execute("UPDATE data_sources SET mapping = %s WHERE id = %s", (Json(data["mapping"]), row["id"]))
             if "sftp" in data:
                 sources.pin_host_key(tx, ctx, row, data["sftp"]["host_key_fingerprint"])
-            return sources.source_out(sources.get(tx, ctx, row["id"]))
+            after = sources.source_out(sources.get(tx, ctx, row["id"]))
+            audit.record(tx, ctx, "data_source.updated", "data_source", row["id"],
+                         _audited(before), _audited(after))
+            return after
 
     @rpc
     def delete_data_source(self, ctx, source_id):
         ctx = context(ctx)
         with self.db.transaction() as tx:
+            before = sources.source_out(sources.get(tx, ctx, _uuid(source_id, "data source")))
             sources.delete(tx, ctx, _uuid(source_id, "data source"))
+            audit.record(tx, ctx, "data_source.deleted", "data_source", before["id"],
+                         _audited(before), None)
 
     @rpc
     def list_source_files(self, ctx, source_id):
@@ -488,7 +498,9 @@ class ContactsService(base.ServiceBase):
         ctx = context(ctx)
         data = load(s.GroupIn(), data)
         with self.db.transaction() as tx:
-            return consent.create_group(tx, ctx, data)
+            out = consent.create_group(tx, ctx, data)
+            audit.record(tx, ctx, "unsubscribe_group.created", "unsubscribe_group", out["id"], None, out)
+            return out
 
     @rpc
     def list_unsubscribe_groups(self, ctx):
@@ -539,3 +551,8 @@ def _uuid(value, what):
     except (ValueError, TypeError, AttributeError):
         from services.common.errors import NotFound
         raise NotFound(f"{what} not found")
+
+
+def _audited(source):
+    """A data source as the audit log keeps it: what was configured, not its sync history."""
+    return {k: v for k, v in source.items() if k not in ("imports", "last_sync_at", "last_result")}

@@ -11,6 +11,28 @@ def record(tx, ctx, actor, action, target_type, target_id, before=None, after=No
     })
 
 
+def store_event(tx, payload):
+    """An `audit_recorded` event of another service as an entry, with the actor's e-mail."""
+    from services.identity import store
+    actor = store.user(tx, payload["actor_user_id"]) if _is_uuid(payload.get("actor_user_id")) else None
+    store.insert_audit(tx, {
+        "org_id": payload["org_id"], "actor_user_id": actor["id"] if actor else None,
+        "actor_email": actor["email"] if actor else None, "action": str(payload["action"])[:200],
+        "target_type": str(payload.get("target_type") or "")[:100] or None,
+        "target_id": payload.get("target_id"), "before": payload.get("before"),
+        "after": payload.get("after"),
+    })
+
+
+def _is_uuid(value):
+    import uuid
+    try:
+        uuid.UUID(str(value))
+        return True
+    except ValueError:
+        return False
+
+
 def page(tx, ctx, before_id=None, limit=50):
     from services.identity import store
     rows = store.audit_page(tx, ctx["org_id"], before_id, limit + 1)

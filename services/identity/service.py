@@ -9,6 +9,7 @@ from eventlet import tpool
 from nameko.rpc import rpc
 from nameko.timer import timer
 
+from services.common.events import event_handler
 from services.common import service as base  # a module, so `nameko run` finds only this class
 from services.common.context import context
 from services.common.db import Database
@@ -256,6 +257,25 @@ class IdentityService(base.ServiceBase):
         with self.db.transaction() as tx:
             team.actor(tx, ctx)
             return audit.page(tx, ctx, query["cursor"], query["limit"])
+
+    # Administrative actions in the other services (services/common/audit.py) join the log.
+    @event_handler("contacts", "audit_recorded")
+    def on_contacts_audit(self, payload):
+        self._store_audit("contacts", payload)
+
+    @event_handler("messaging", "audit_recorded")
+    def on_messaging_audit(self, payload):
+        self._store_audit("messaging", payload)
+
+    @event_handler("campaigns", "audit_recorded")
+    def on_campaigns_audit(self, payload):
+        self._store_audit("campaigns", payload)
+
+    def _store_audit(self, source, payload):
+        with self.db.transaction() as tx:
+            if not tx.first_time(payload["event_id"], f"identity.audit.{source}"):
+                return
+            audit.store_event(tx, payload)
 
 
 def _is_uuid(value):

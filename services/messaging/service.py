@@ -9,6 +9,7 @@ from services.common.events import event_handler  # requeues on failure, see the
 from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 
+from services.common import audit
 from services.common import rpc as remote
 from services.common import service as base  # a module, so `nameko run` finds only this class
 from services.common.context import context
@@ -48,18 +49,30 @@ class MessagingService(base.ServiceBase):
         ctx = context(ctx)
         data = load(schemas.SenderIdentitySchema(), data)
         with self.db.transaction() as tx:
+            before = self._settings_view(tx, ctx)
             settings.set_sender(tx, ctx["org_id"], data)
             row = settings.load(tx, ctx["org_id"])
-        return settings.view(row, ctx["role"], self.config["PUBLIC_BASE_URL"])
+            after = settings.view(row, ctx["role"], self.config["PUBLIC_BASE_URL"])
+            audit.record(tx, ctx, "email_sender.updated", "email_settings", ctx["org_id"],
+                         before["sender"], after["sender"])
+        return after
+
+    def _settings_view(self, tx, ctx):
+        return settings.view(settings.load(tx, ctx["org_id"]), ctx["role"],
+                             self.config["PUBLIC_BASE_URL"])
 
     @rpc
     def set_email_provider(self, ctx, data):
         ctx = context(ctx)
         data = load(schemas.EmailProviderSchema(), data)
         with self.db.transaction() as tx:
+            before = self._settings_view(tx, ctx)
             settings.set_provider(tx, ctx["org_id"], data, self.config["SECRET_KEY"])
             row = settings.load(tx, ctx["org_id"])
-        return settings.view(row, ctx["role"], self.config["PUBLIC_BASE_URL"])
+            after = settings.view(row, ctx["role"], self.config["PUBLIC_BASE_URL"])
+            audit.record(tx, ctx, "email_provider.updated", "email_settings", ctx["org_id"],
+                         before["provider"], after["provider"])
+        return after
 
     @rpc
     def channel_readiness(self, ctx, channel):
@@ -94,9 +107,13 @@ class MessagingService(base.ServiceBase):
         provider = load(schemas.ProviderSchema(), {"provider": provider})["provider"]
         data = load(schemas.PROVIDER_SCHEMAS[provider](), data or {})
         with self.db.transaction() as tx:
+            before = providers.all_views(tx, ctx["org_id"], ctx["role"],
+                                         self.config["PUBLIC_BASE_URL"], self.config["SECRET_KEY"])
             providers.save(tx, ctx["org_id"], provider, data, self.config["SECRET_KEY"])
             views = providers.all_views(tx, ctx["org_id"], ctx["role"],
                                         self.config["PUBLIC_BASE_URL"], self.config["SECRET_KEY"])
+            audit.record(tx, ctx, f"provider.{provider}.updated", "provider_settings", provider,
+                         _audited(before.get(provider)), _audited(views[provider]))
         return views[provider]
 
     @rpc
@@ -105,8 +122,12 @@ class MessagingService(base.ServiceBase):
         if provider not in schemas.PROVIDERS:
             raise NotFound("no such provider")
         with self.db.transaction() as tx:
+            before = providers.all_views(tx, ctx["org_id"], ctx["role"],
+                                         self.config["PUBLIC_BASE_URL"], self.config["SECRET_KEY"])
             if not store.delete_provider_settings(tx, ctx["org_id"], provider):
                 raise NotFound(f"{provider} is not configured")
+            audit.record(tx, ctx, f"provider.{provider}.removed", "provider_settings", provider,
+                         _audited(before.get(provider)), None)
         return None
 
     @rpc
@@ -279,3 +300,10 @@ def _uuid_or_404(value, what):
         return str(uuid.UUID(str(value)))
     except ValueError:
         raise NotFound(f"{what} not found")
+
+
+def _audited(view):
+    """A provider view without its webhook URLs (they hold the inbound key, a secret)."""
+    if not isinstance(view, dict):
+        return view
+    return {k: v for k, v in view.items() if "webhook" not in k and "url" not in k}

@@ -1,0 +1,31 @@
+"""Administrative actions taken in a service other than identity (email and provider settings,
+data sources, unsubscribe groups) for the organization's audit log, which identity keeps.
+
+    from services.common import audit
+    audit.record(tx, ctx, "email_provider.updated", "email_settings", org_id, before, after)
+
+One `audit_recorded` event is written to the outbox in the same transaction as the change, so an
+entry exists exactly when the change does; identity stores it (idempotently) with the actor's
+e-mail. Secrets never leave: any key that names a password, secret, token or key is replaced by
+"[set]" / None in before and after."""
+SECRET_WORDS = ("password", "secret", "token", "signing_key", "api_key", "auth", "private")
+
+
+def redacted(value):
+    if isinstance(value, dict):
+        return {k: (("[set]" if v else None) if _secret(k) else redacted(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted(v) for v in value]
+    return value
+
+
+def _secret(key):
+    key = str(key).lower()
+    return any(word in key for word in SECRET_WORDS) and not key.endswith("_set")
+
+
+def record(tx, ctx, action, target_type, target_id=None, before=None, after=None):
+    tx.emit("audit_recorded", {
+        "org_id": ctx["org_id"], "actor_user_id": ctx.get("user_id"), "action": action,
+        "target_type": target_type, "target_id": None if target_id is None else str(target_id),
+        "before": redacted(before), "after": redacted(after)})
