@@ -125,7 +125,15 @@ def tag_where(tx, ctx, data, where, params):
 
 def bulk_tag(tx, ctx, data):
     if data.get("contact_ids") is not None:
-        return tag_where(tx, ctx, data, "c.id = ANY(%s::uuid[])", [[str(i) for i in data["contact_ids"]]])
+        ids = list(dict.fromkeys(str(i) for i in data["contact_ids"]))
+        found = {str(r["id"]) for r in tx.all(
+            "SELECT id FROM contacts WHERE org_id = %s AND id = ANY(%s::uuid[])", (ctx["org_id"], ids))}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            # Another organization's ids are as unknown as made-up ones: nothing is tagged.
+            raise NotFound("contacts not found", errors={"contact_ids": [
+                f"no contact {i}" for i in missing[:20]]})
+        return tag_where(tx, ctx, data, "c.id = ANY(%s::uuid[])", [ids])
     # Every filter of the contact list (paging aside) selects here too.
     q = {k: v for k, v in data["filter"].items() if k not in ("after", "limit", "with_summary")}
     where, params = contact_rules.filter_sql(tx, ctx, q)
