@@ -1,6 +1,8 @@
 """The contacts service (nameko entrypoints; thin): contacts, imports, tags, segments, consent."""
 import contextlib
+import json
 import logging
+import sys
 import time
 
 import eventlet
@@ -14,9 +16,10 @@ from nameko.timer import timer
 from services.common import audit
 from services.common import rpc as rpc_call
 from services.common import service as base  # a module, so `nameko run` finds only this class
+from services.common.config import ROOT
 from services.common.context import context
 from services.common.db import Database
-from services.common.errors import Invalid
+from services.common.errors import Invalid, NotFound
 from services.common.schemas import load
 from services.contacts import audience, consent, contacts, imports, ratelimit, sources
 from services.contacts import schemas as s
@@ -25,6 +28,7 @@ from services.contacts import normalize
 log = logging.getLogger(__name__)
 FALLBACK = {"default_country": "US", "default_timezone": "UTC"}
 SYNC_WAIT = 25  # seconds an in-request import waits for the worker (RPC timeout is 30)
+SFTP_TIMEOUT = 25  # seconds an SFTP listing or fetch may take inside an RPC
 
 
 class ContactsService(base.ServiceBase):
@@ -104,6 +108,14 @@ class ContactsService(base.ServiceBase):
         defaults = self._defaults(ctx)
         with self.db.transaction() as tx:
             return contacts.list_contacts(tx, ctx, q, defaults)
+
+    @rpc
+    def count_contacts(self, ctx):
+        """{total}: how many contacts the organization has (the dashboard's headline count)."""
+        ctx = context(ctx)
+        with self.db.transaction() as tx:
+            from services.contacts.store import ContactStore
+            return {"total": ContactStore(tx, ctx["org_id"]).count_contacts()}
 
     @rpc
     def set_unsubscribed(self, ctx, contact_id, data):
@@ -265,11 +277,39 @@ class ContactsService(base.ServiceBase):
         if row["kind"] != "sftp":
             raise Invalid("not an SFTP source", errors={"kind": ["only SFTP sources list files"]})
         with self._sync_failures(ctx, row):
-            session = sources.Sftp(row, self.config)
-            try:
-                return {"data_source_id": str(row["id"]), "files": session.files()}
-            finally:
-                session.close()
+            files = self._sftp(ctx, row, "list")
+        return {"data_source_id": str(row["id"]), "files": files}
+
+    def _sftp(self, ctx, row, op, files=None):
+        """Runs one SFTP operation in its own plain process (services/contacts/sftp_job.py):
+        paramiko under this eventlet hub disturbed concurrent requests' database sockets. The
+        green subprocess leaves the hub free while it runs; its refusal comes back as the same
+        error class (Invalid, NotFound)."""
+        from eventlet.green import subprocess
+        request = json.dumps({"op": op, "source_id": str(row["id"]), "org_id": ctx["org_id"],
+                              "files": files or []})
+        proc = subprocess.Popen([sys.executable, "-m", "services.contacts.sftp_job"], cwd=ROOT,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            with eventlet.Timeout(SFTP_TIMEOUT):
+                out, err = proc.communicate(request.encode())
+        except eventlet.Timeout:
+            proc.kill()
+            proc.wait()
+            raise Invalid("the SFTP server did not answer in time", errors={"sftp": [
+                f"no answer within {SFTP_TIMEOUT} s"]})
+        try:
+            answer = json.loads(out)
+        except ValueError:
+            last = (err or b"").decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
+            log.error("sftp job for data source %s failed: %s", row["id"], last[0])
+            raise Invalid("the SFTP operation failed", errors={"sftp": last})
+        if answer["ok"]:
+            return answer["result"]
+        error = answer["error"]
+        kind = NotFound if error.pop("kind", None) == "NotFound" else Invalid
+        error.pop("error", None)
+        raise kind(error.pop("message", "the SFTP operation failed"), **error)
 
     @contextlib.contextmanager
     def _sync_failures(self, ctx, row):
@@ -297,21 +337,8 @@ class ContactsService(base.ServiceBase):
             mapping = sources.check_mapping(row)
         if row["kind"] != "sftp":
             raise Invalid("not an SFTP source", errors={"kind": ["upload files to a file source"]})
-        uploads = []
         with self._sync_failures(ctx, row):
-            session = sources.Sftp(row, self.config)
-            try:
-                available = {f["name"] for f in session.files()}
-                unknown = [f for f in data["files"] if f not in available]
-                if unknown:
-                    raise Invalid("no such files", errors={"files": [f"{f} is not in the folder" for f in unknown]})
-                for name in data["files"]:
-                    with self.db.transaction() as tx:
-                        uploads.append(sources.store_upload(tx, ctx, name, session.chunks(name)))
-            finally:
-                # Closed before any import starts: the SFTP socket's green reader must be gone
-                # before other green threads open database connections (fd reuse).
-                session.close()
+            uploads = self._sftp(ctx, row, "fetch", data["files"])
         queued = []
         for upload_id in uploads:
             with self.db.transaction() as tx:

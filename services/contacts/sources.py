@@ -167,9 +167,9 @@ class Sftp:
     def close(self):
         self.client.close()
         self.transport.close()
-        # Under eventlet the transport's reader is a green thread still parked on the socket for
-        # up to its 0.1 s timeout; let it finish before the fd number can be reused (a new
-        # database connection on the same fd would otherwise see "second simultaneous read").
+        # The transport's reader thread may still be parked on the socket for up to its 0.1 s
+        # timeout; let it finish. (Sessions run in services/contacts/sftp_job.py, a plain
+        # process: under the service's eventlet hub that thread disturbed other sockets.)
         self.transport.join(5)
 
 
