@@ -25,6 +25,7 @@ BLUEPRINTS = (
     "gateway.routes.campaigns",
     "gateway.routes.messaging",
     "gateway.routes.reporting",
+    "gateway.routes.dashboard",
     "gateway.routes.webhooks",
 )
 

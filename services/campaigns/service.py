@@ -217,6 +217,16 @@ class CampaignsService(base.ServiceBase):
         with self.db.transaction() as tx:
             return plain(starter.seed(tx, ctx["org_id"], data.get("name"), data.get("description")))
 
+    @rpc
+    def dashboard_facts(self, ctx):
+        """What the dashboard needs from campaigns: the starter campaign's getting-started steps
+        (starter.progress) and how many agents and campaigns the organization has."""
+        ctx = context(ctx)
+        with self.db.transaction() as tx:
+            facts = starter.progress(tx, ctx["org_id"])
+            facts.update(store.counts(tx, ctx["org_id"]))
+        return plain(facts)
+
     # --- runs -------------------------------------------------------------------------------
 
     @rpc

@@ -1,5 +1,6 @@
 """A new organization's starting kit: a writer and a reviewer agent (builtin provider), a goal, an
-email template and an email campaign that uses them. Seeding twice changes nothing."""
+email template and an email campaign that uses them. Seeding twice changes nothing. `progress`
+says how far the organization got with it (the dashboard's getting-started steps)."""
 from services.campaigns import store
 
 WRITER = {"type": "writer", "name": "Starter writer", "title": "Outreach writer",
@@ -43,3 +44,17 @@ def seed(tx, org_id, organization_name, description):
         "is_starter": True})
     store.add_version(tx, campaign["id"], 1, campaign["instructions"], None)
     return campaign
+
+
+def progress(tx, org_id):
+    """{starter_campaign_id, writer_selected, reviewer_selected, test_run_done}: the starter
+    campaign has a writer, a reviewer, and at least one test run (of any outcome). When the
+    starter campaign was deleted (or is not seeded yet), the same questions are asked of every
+    campaign of the organization, so deleting it never leaves the dashboard stuck."""
+    row = store.starter_progress(tx, org_id)
+    if row is None:
+        row = dict(store.any_campaign_progress(tx, org_id), id=None)
+    return {"starter_campaign_id": str(row["id"]) if row["id"] else None,
+            "writer_selected": row["writer_selected"],
+            "reviewer_selected": row["reviewer_selected"],
+            "test_run_done": row["test_run_done"]}

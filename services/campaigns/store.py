@@ -144,6 +144,35 @@ def starter(tx, org_id, table):
                   (org_id,))
 
 
+def starter_progress(tx, org_id):
+    """The starter campaign's getting-started facts, or None when the organization has none."""
+    # runs_campaign (campaign_id, created_at) answers the EXISTS with one index probe.
+    return tx.one(
+        "SELECT c.id, c.writer_agent_id IS NOT NULL AS writer_selected,"
+        " c.reviewer_agent_id IS NOT NULL AS reviewer_selected,"
+        " EXISTS (SELECT 1 FROM runs r WHERE r.campaign_id = c.id AND r.org_id = c.org_id"
+        "         AND r.run_type = 'test') AS test_run_done"
+        " FROM campaigns c WHERE c.org_id = %s AND c.is_starter", (org_id,))
+
+
+def any_campaign_progress(tx, org_id):
+    """The same facts over every campaign of the organization (when the starter is gone)."""
+    return tx.one(
+        "SELECT EXISTS (SELECT 1 FROM campaigns WHERE org_id = %s AND writer_agent_id IS NOT NULL)"
+        "   AS writer_selected,"
+        " EXISTS (SELECT 1 FROM campaigns WHERE org_id = %s AND reviewer_agent_id IS NOT NULL)"
+        "   AS reviewer_selected,"
+        " EXISTS (SELECT 1 FROM runs WHERE org_id = %s AND run_type = 'test') AS test_run_done",
+        (org_id, org_id, org_id))
+
+
+def counts(tx, org_id):
+    """How many agents and campaigns the organization has (the *_org_created indexes)."""
+    return tx.one("SELECT (SELECT count(*) FROM agents WHERE org_id = %s) AS agents,"
+                  " (SELECT count(*) FROM campaigns WHERE org_id = %s) AS campaigns",
+                  (org_id, org_id))
+
+
 # --- runs ------------------------------------------------------------------------------------
 
 def insert_run(tx, org_id, run):

@@ -68,6 +68,11 @@ class EmailProviderSchema(Schema):
             raise ValidationError("not a valid host name")
 
 
+class IncomingEmailSkipSchema(Schema):
+    """Defer (true) the optional incoming-email step of Going Live, or undo that (false)."""
+    skipped = fields.Boolean(required=True, truthy={True}, falsy={False})
+
+
 class ChannelSchema(Schema):
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
 

@@ -16,7 +16,8 @@ from services.common.context import context
 from services.common.db import Database
 from services.common.errors import Forbidden, Invalid, NotFound
 from services.common.schemas import load
-from services.messaging import communications, inbound, inbound_email, outbound, settings, store
+from services.messaging import communications, dashboard, inbound, inbound_email, outbound
+from services.messaging import settings, store
 from services.messaging import providers, sms, webhooks
 from services.messaging import schemas
 
@@ -91,6 +92,29 @@ class MessagingService(base.ServiceBase):
             twilio = store.provider_settings(tx, ctx["org_id"], "twilio")
         return [providers.readiness(row, twilio, channel, self.config["SECRET_KEY"])
                 for channel in settings.CHANNELS]
+
+    # -- the dashboard ----------------------------------------------------------------------
+
+    @rpc
+    def dashboard_facts(self, ctx):
+        """{email: readiness, incoming_email, emails_sent, recent_received, recent_sent}."""
+        ctx = context(ctx)
+        with self.db.transaction() as tx:
+            return dashboard.facts(tx, ctx["org_id"])
+
+    @rpc
+    def set_incoming_email_skipped(self, ctx, data):
+        """{skipped: bool}: defer the incoming-email step or undo that; the step as it stands."""
+        ctx = context(ctx)
+        skipped = load(schemas.IncomingEmailSkipSchema(), data)["skipped"]
+        with self.db.transaction() as tx:
+            before = dashboard.incoming_email(tx, ctx["org_id"])
+            after = dashboard.set_incoming_email_skipped(tx, ctx["org_id"], skipped)
+            if before["skipped"] != after["skipped"]:
+                audit.record(tx, ctx, "email_incoming." + ("skipped" if skipped else "resumed"),
+                             "email_settings", ctx["org_id"], {"skipped": before["skipped"]},
+                             {"skipped": after["skipped"]})
+        return after
 
     # -- provider integrations (Twilio, SendGrid, Mailgun, Postmark) ------------------------
 

@@ -60,6 +60,18 @@ def readiness(row, channel):
     return {"channel": channel, "ready": False, "missing": ["sms_provider", "phone_number"]}
 
 
+def incoming_email(row, received):
+    """The optional incoming-email step of Going Live. Done when replies can reach us: the sender
+    identity names a reply_domain (whose MX reaches the inbound webhook), or at least one inbound
+    email has been accepted (`received`: forwarding or a provider's inbound webhook works).
+    Skipped when the organization deferred it; either lets the dashboard become operational."""
+    skipped_at = row["incoming_email_skipped_at"]
+    reply_domain_set = bool(row["reply_domain"])
+    return {"done": reply_domain_set or bool(received), "skipped": skipped_at is not None,
+            "skipped_at": skipped_at.isoformat() if skipped_at else None,
+            "reply_domain_set": reply_domain_set, "inbound_received": bool(received)}
+
+
 def view(row, role, public_base_url):
     """Settings as a client may see them: never the password, and the inbound URL (a secret that
     lets anyone post mail into the org) only for those who manage channel setup."""

@@ -53,6 +53,32 @@ def set_smtp_provider(tx, org_id, host, port, username, password_enc, tls_mode):
     )
 
 
+def set_incoming_email_skipped(tx, org_id, skipped):
+    """Defer the incoming-email step (the first deferral's time is kept) or undo that."""
+    tx.execute(
+        "UPDATE email_settings SET incoming_email_skipped_at = CASE WHEN %s "
+        "THEN COALESCE(incoming_email_skipped_at, now()) END, updated_at = now() "
+        "WHERE org_id = %s",
+        (skipped, org_id),
+    )
+
+
+def inbound_email_received(tx, org_id):
+    """Whether any inbound email (reply, automatic reply or bounce, from any inbound path) was
+    ever accepted for the organization: one probe of inbound_emails' primary key."""
+    return tx.one("SELECT EXISTS (SELECT 1 FROM inbound_emails WHERE org_id = %s) AS received",
+                  (org_id,))["received"]
+
+
+def count_emails_sent(tx, org_id):
+    # The predicate matches the partial index communications_emails_sent word for word (a
+    # parameterised status list would keep the planner from proving the index applies).
+    return tx.one(
+        "SELECT count(*) AS n FROM communications WHERE org_id = %s AND direction = 'outbound' "
+        "AND channel = 'email' AND status IN ('sent', 'delivered') AND NOT is_test",
+        (org_id,))["n"]
+
+
 # -- outbound -------------------------------------------------------------------------------
 
 def insert_outbound(tx, rows):
@@ -246,6 +272,9 @@ def list_communications(tx, org_id, filters, cursor, limit):
         if value is not None:
             where.append(f"{column} = %s")
             params.append(str(value) if not isinstance(value, bool) else value)
+    if filters.get("statuses"):  # internal callers only (the dashboard's recently sent)
+        where.append("status = ANY(%s)")
+        params.append(list(filters["statuses"]))
     if filters.get("since"):
         where.append("created_at >= %s")
         params.append(filters["since"])
