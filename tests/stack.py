@@ -61,6 +61,34 @@ def _group_alive(pgid):
     return False
 
 
+def reap_orphans():
+    """Kills test-stack processes (OUTREACH_TEST=1 in their environment) whose database is gone:
+    left by a test run that was itself killed before it could stop its stack."""
+    conn = psycopg2.connect(ADMIN_DSN)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT datname FROM pg_database")
+        live = {r[0] for r in cur.fetchall()}
+    finally:
+        conn.close()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+        except OSError:
+            continue
+        if env.get(b"OUTREACH_TEST") != b"1":
+            continue
+        db = env.get(b"DATABASE_URL", b"").rsplit(b"/", 1)[-1].decode(errors="replace")
+        if db.startswith("outreach_test_") and db not in live:
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+            except OSError:
+                pass
+
+
 class Stack:
     def __init__(self, workdir):
         tag = uuid.uuid4().hex[:10]
@@ -98,6 +126,7 @@ class Stack:
         return env
 
     def start(self):
+        reap_orphans()
         if shutil.which("rabbitmqctl") and rabbitmqctl("add_vhost", self.vhost).returncode == 0:
             rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
             self.own_vhost = True
