@@ -262,13 +262,13 @@ def start_import():
         if not mapping.get("email") and not mapping.get("phone"):
             raise ApiError(400, "invalid", "the column mapping does not fit the file", errors={
                 "mapping": ["map an e-mail or a phone column: without one no record can be imported"]})
-        upload, size = _send_upload()
+        upload, _ = _send_upload()
         upload_id = upload["upload_id"]
     else:
         if not request.is_json:
             raise ApiError(400, "invalid", "send multipart `file` + `mapping`, or JSON {upload_id, mapping}")
         body = _load(ImportJson(), _json_body())
-        upload_id, mapping, size = str(body["upload_id"]), body["mapping"], None
+        upload_id, mapping = str(body["upload_id"]), body["mapping"]
         mode = mode or body.get("mode")
     if mode not in (None, "", "sync", "job"):
         raise ApiError(400, "invalid", "mode is sync or job", errors={"mode": ["sync or job"]})

@@ -13,6 +13,16 @@ def load(schema, data, partial=False):
         raise Invalid("invalid input", errors=err.messages)
 
 
+def is_uuid(value):
+    """Whether `value` reads as a UUID (ids from a URL or a payload, checked before SQL)."""
+    import uuid
+    try:
+        uuid.UUID(str(value))
+        return True
+    except ValueError:
+        return False
+
+
 def utc(value):
     """An ISO 8601 datetime as an aware UTC one (naive means UTC), or None when it names no
     instant PostgreSQL stores: a year past 9999 or before 1 once in UTC. PostgreSQL refuses

@@ -1,5 +1,6 @@
 """The audit log of administrative actions: who did what, when, with before and after values."""
 
+from services.common.schemas import is_uuid
 
 def record(tx, ctx, actor, action, target_type, target_id, before=None, after=None):
     from services.identity import store
@@ -14,7 +15,7 @@ def record(tx, ctx, actor, action, target_type, target_id, before=None, after=No
 def store_event(tx, payload):
     """An `audit_recorded` event of another service as an entry, with the actor's e-mail."""
     from services.identity import store
-    actor = store.user(tx, payload["actor_user_id"]) if _is_uuid(payload.get("actor_user_id")) else None
+    actor = store.user(tx, payload["actor_user_id"]) if is_uuid(payload.get("actor_user_id")) else None
     store.insert_audit(tx, {
         "org_id": payload["org_id"], "actor_user_id": actor["id"] if actor else None,
         "actor_email": actor["email"] if actor else None, "action": str(payload["action"])[:200],
@@ -22,15 +23,6 @@ def store_event(tx, payload):
         "target_id": payload.get("target_id"), "before": payload.get("before"),
         "after": payload.get("after"),
     })
-
-
-def _is_uuid(value):
-    import uuid
-    try:
-        uuid.UUID(str(value))
-        return True
-    except ValueError:
-        return False
 
 
 def page(tx, ctx, before_id=None, limit=50):

@@ -3,7 +3,6 @@ sessions, MFA, API credentials, the audit log.
 
 Self-service calls (profile, password, sessions, MFA, active organization) take the caller's
 session token rather than a ctx: identity resolves who is calling itself."""
-import uuid
 
 from eventlet import tpool
 from nameko.rpc import rpc
@@ -14,7 +13,7 @@ from services.common import service as base  # a module, so `nameko run` finds o
 from services.common.context import context
 from services.common.db import Database
 from services.common.errors import DomainError, NotFound
-from services.common.schemas import load
+from services.common.schemas import is_uuid, load
 from services.identity import (accounts, audit, clients, credentials, mfa, organizations,
                                schemas as s, store, team)
 
@@ -71,7 +70,7 @@ class IdentityService(base.ServiceBase):
 
     @rpc
     def authenticate(self, token, org_id=None):
-        if org_id is not None and not _is_uuid(org_id):
+        if org_id is not None and not is_uuid(org_id):
             raise NotFound("organization not found")
         with self.db.transaction() as tx:
             return accounts.authenticate(tx, token, org_id)
@@ -128,7 +127,7 @@ class IdentityService(base.ServiceBase):
 
     @rpc
     def revoke_session(self, token, session_id):
-        if not _is_uuid(session_id):
+        if not is_uuid(session_id):
             raise NotFound("session not found")
         with self.db.transaction() as tx:
             who = self._who(tx, token)
@@ -278,15 +277,7 @@ class IdentityService(base.ServiceBase):
             audit.store_event(tx, payload)
 
 
-def _is_uuid(value):
-    try:
-        uuid.UUID(str(value))
-        return True
-    except ValueError:
-        return False
-
-
 def _uuid_or_404(value, what):
-    if not _is_uuid(value):
+    if not is_uuid(value):
         raise NotFound(f"{what} not found")
     return str(value)

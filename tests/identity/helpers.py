@@ -1,4 +1,5 @@
 """Building real organizations and teammates through the API, for the identity tests."""
+import threading
 import time
 import uuid
 
@@ -46,3 +47,20 @@ def fresh_codes(secret):
     accepted, so a test needing several right codes within 30 seconds walks this window."""
     totp, now = pyotp.TOTP(secret), time.time()
     return iter([totp.at(now - 30), totp.at(now), totp.at(now + 30)])
+
+
+def at_once(fn, n=8):
+    """Runs fn(i) in n threads released together (a barrier); the answers in order."""
+    barrier = threading.Barrier(n)
+    out = [None] * n
+
+    def run(i):
+        barrier.wait()
+        out[i] = fn(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return out

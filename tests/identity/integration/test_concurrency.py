@@ -1,28 +1,10 @@
 """Concurrent requests that compete for something unique (an organization's slug, an email, a
 membership) each get a clear answer, never a 500."""
-import threading
 import uuid
 
-from tests.identity.helpers import PASSWORD, add_teammate, sign_up, unique_email
+from tests.identity.helpers import PASSWORD, add_teammate, at_once, sign_up, unique_email
 
 N = 8
-
-
-def _at_once(fn, n=N):
-    """Run fn(i) in n threads released together; the answers in order."""
-    barrier = threading.Barrier(n)
-    out = [None] * n
-
-    def run(i):
-        barrier.wait()
-        out[i] = fn(i)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return out
 
 
 def _signup(api, org_name, email):
@@ -33,7 +15,7 @@ def _signup(api, org_name, email):
 
 def test_concurrent_signups_with_the_same_organization_name_all_succeed_with_distinct_slugs(api):
     name = f"Racing Co {uuid.uuid4().hex[:6]}"
-    answers = _at_once(lambda i: _signup(api, name, unique_email("race")))
+    answers = at_once(lambda i: _signup(api, name, unique_email("race")))
     assert [r.status_code for r in answers] == [201] * N, [r.text[:200] for r in answers]
     slugs = [r.json()["organization"]["slug"] for r in answers]
     base = name.lower().replace(" ", "-")
@@ -43,7 +25,7 @@ def test_concurrent_signups_with_the_same_organization_name_all_succeed_with_dis
 
 def test_concurrent_signups_with_the_same_email_create_one_account_and_409_the_rest(api):
     email = unique_email("same")
-    answers = _at_once(lambda i: _signup(api, f"Same Mail {i} {uuid.uuid4().hex[:6]}", email))
+    answers = at_once(lambda i: _signup(api, f"Same Mail {i} {uuid.uuid4().hex[:6]}", email))
     codes = sorted(r.status_code for r in answers)
     assert codes == [201] + [409] * (N - 1), [r.text[:200] for r in answers]
     refused = next(r for r in answers if r.status_code == 409).json()
@@ -53,7 +35,7 @@ def test_concurrent_signups_with_the_same_email_create_one_account_and_409_the_r
 def test_concurrent_team_adds_of_one_new_email_to_several_organizations_share_one_account(api):
     owners = [sign_up(api, org_name=f"Team Race {i}") for i in range(4)]
     email = unique_email("shared")
-    answers = _at_once(lambda i: api.as_(owners[i]["token"]).post("/api/v1/team", json={
+    answers = at_once(lambda i: api.as_(owners[i]["token"]).post("/api/v1/team", json={
         "email": email, "password": PASSWORD, "name": "Sam Shared", "role": "member"}), n=4)
     assert [r.status_code for r in answers] == [201] * 4, [r.text[:200] for r in answers]
     assert len({r.json()["user_id"] for r in answers}) == 1
@@ -63,7 +45,7 @@ def test_concurrent_team_adds_of_one_new_email_to_several_organizations_share_on
 def test_concurrent_team_adds_of_one_email_to_one_organization_add_once_and_409_the_rest(api):
     owner = sign_up(api)
     email = unique_email("twice")
-    answers = _at_once(lambda i: api.as_(owner["token"]).post("/api/v1/team", json={
+    answers = at_once(lambda i: api.as_(owner["token"]).post("/api/v1/team", json={
         "email": email, "password": PASSWORD, "name": "Tess Twice", "role": "member"}))
     assert sorted(r.status_code for r in answers) == [201] + [409] * (N - 1), \
         [r.text[:200] for r in answers]
@@ -74,7 +56,7 @@ def test_concurrent_team_adds_of_one_email_to_one_organization_add_once_and_409_
 def test_concurrent_slug_changes_to_the_same_slug_give_it_to_one_organization(api):
     owners = [sign_up(api, org_name=f"Slug Race {i}") for i in range(N)]
     slug = f"wanted-{uuid.uuid4().hex[:6]}"
-    answers = _at_once(lambda i: api.as_(owners[i]["token"]).patch(
+    answers = at_once(lambda i: api.as_(owners[i]["token"]).patch(
         "/api/v1/organization", json={"slug": slug}))
     codes = sorted(r.status_code for r in answers)
     assert codes == [200] + [400] * (N - 1), [r.text[:200] for r in answers]

@@ -67,7 +67,6 @@ def test_a_challenge_is_revoked_after_five_wrong_codes(api):
 
 def test_code_guesses_count_as_failed_sign_ins_and_get_429_with_retry_after(api):
     owner, secret, codes = _owner_with_mfa(api)
-    totp = pyotp.TOTP(secret)
     challenge = _challenge(api, owner["email"])
     # Five failures of the account (here wrong passwords) put it over the limit...
     for _ in range(5):

@@ -4,7 +4,6 @@ import base64
 import os
 import signal
 import subprocess
-import threading
 import time
 
 import pyotp
@@ -12,7 +11,8 @@ import pytest
 
 from services.common import errors  # noqa: F401  (RPC errors then arrive as their classes)
 from services.common.config import ROOT
-from tests.identity.helpers import PASSWORD, add_teammate, fresh_codes, log_in, sign_up, unique_email
+from tests.identity.helpers import (PASSWORD, add_teammate, at_once, fresh_codes, log_in, sign_up,
+                                    unique_email)
 from tests.stack import procfile
 
 
@@ -81,29 +81,13 @@ def identity_replica(stack):
         proc.wait(30)
 
 
-def _at_once(n, fn):
-    barrier = threading.Barrier(n)
-    out = [None] * n
-
-    def run(i):
-        barrier.wait()
-        out[i] = fn(i)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return out
-
-
 def test_parallel_wrong_passwords_for_one_account_get_five_401s_and_429s_for_the_rest(
         api, stack, identity_replica):
     for email in (sign_up(api)["email"], unique_email("nobody")):  # an account; an unknown email
         try:
-            codes = _at_once(20, lambda i: api.as_(None).post("/api/v1/auth/login", json={
+            codes = at_once(lambda i: api.as_(None).post("/api/v1/auth/login", json={
                 "email": email.upper() if i % 2 else email,
-                "password": f"wrong-password-{i}"}).status_code)
+                "password": f"wrong-password-{i}"}).status_code, 20)
             assert sorted(codes) == [401] * 5 + [429] * 15, email
             with stack.db("identity") as conn, conn.cursor() as cur:
                 cur.execute("SELECT count(*) FROM sign_in_attempts WHERE email = %s "
