@@ -1,9 +1,10 @@
 """Email settings, channel readiness, the communications feed and threads."""
 from flask import Blueprint, g
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import Schema, fields, validate
 
 from gateway.api import endpoint
 from gateway.rpc import rpc
+from services.common.schemas import Strict
 from services.messaging.schemas import CommunicationFiltersSchema
 
 bp = Blueprint("messaging", __name__, url_prefix="/api/v1")
@@ -42,18 +43,16 @@ class EmailSettingsOut(Schema):
     readiness = fields.Nested(ReadinessOut)
 
 
-class SenderIn(Schema):
-    class Meta:
-        unknown = EXCLUDE
+class SenderIn(Strict):
+    # Unknown fields are refused, naming them.
 
     name = fields.String(required=True)
     email = fields.String(required=True)
     reply_domain = fields.String(load_default=None, allow_none=True)
 
 
-class ProviderIn(Schema):
-    class Meta:
-        unknown = EXCLUDE
+class ProviderIn(Strict):
+    # Unknown fields are refused, naming them.
 
     kind = fields.String(required=True, validate=validate.OneOf(["smtp"]))
     host = fields.String(required=True)

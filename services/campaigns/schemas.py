@@ -5,10 +5,11 @@ One rule for the whole campaigns API: a request body or query string with a fiel
 not know is refused (400, the field named: "unknown field; did you mean note?"), so a typo never
 silently does nothing. Every request schema derives from `Strict`. Events we consume are the
 other way round (EXCLUDE): contracts grow additively."""
-import difflib
 import re
 
-from marshmallow import EXCLUDE, RAISE, Schema, fields, validate, ValidationError, validates_schema
+from marshmallow import EXCLUDE, Schema, fields, validate, ValidationError, validates_schema
+
+from services.common.schemas import Strict
 
 CHANNELS = ("email", "sms", "phone")
 AGENT_TYPES = ("writer", "reviewer")
@@ -25,36 +26,6 @@ class Id(fields.UUID):
 
     def _deserialize(self, value, attr, data, **kwargs):
         return str(super()._deserialize(value, attr, data, **kwargs))
-
-
-UNKNOWN = "unknown field"
-
-
-class Strict(Schema):
-    """A request body or query string: unknown fields are refused, with a hint at the right name."""
-
-    class Meta:
-        unknown = RAISE
-
-    error_messages = {"unknown": UNKNOWN}
-    # Names people reach for -> the field this API calls it (besides close spellings).
-    HINTS = {}
-
-    def handle_error(self, error, data, *, many, **kwargs):
-        messages = error.messages
-        if not isinstance(messages, dict) or not any(m == [UNKNOWN] for m in messages.values()):
-            return
-        names = [f.data_key or name for name, f in self.load_fields.items()]
-        out = {}
-        for key, value in messages.items():
-            if value != [UNKNOWN]:
-                out[key] = value
-                continue
-            hint = self.HINTS.get(key) or next(
-                iter(difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)), None)
-            out[key] = [f"{UNKNOWN}; did you mean {hint}?" if hint else
-                        f"{UNKNOWN}; accepted: {', '.join(names) if names else 'none'}"]
-        raise ValidationError(out, data=data, valid_data=error.valid_data)
 
 
 class EmptyBody(Strict):

@@ -1,9 +1,42 @@
 """Loading marshmallow schemas the same way everywhere: bad input becomes Invalid(field errors)."""
 import datetime
+import difflib
 
-from marshmallow import ValidationError, fields
+from marshmallow import RAISE, Schema, ValidationError, fields
 
 from services.common.errors import Invalid
+
+
+UNKNOWN = "unknown field"
+
+
+class Strict(Schema):
+    """A request body or query string: unknown fields are refused (400 naming them, with a hint
+    at the right name), so a typo never silently does nothing. Events are read with EXCLUDE
+    instead: contracts grow additively."""
+
+    class Meta:
+        unknown = RAISE
+
+    error_messages = {"unknown": UNKNOWN}
+    # Names people reach for -> the field this API calls it (besides close spellings).
+    HINTS = {}
+
+    def handle_error(self, error, data, *, many, **kwargs):
+        messages = error.messages
+        if not isinstance(messages, dict) or not any(m == [UNKNOWN] for m in messages.values()):
+            return
+        names = [f.data_key or name for name, f in self.load_fields.items()]
+        out = {}
+        for key, value in messages.items():
+            if value != [UNKNOWN]:
+                out[key] = value
+                continue
+            hint = self.HINTS.get(key) or next(
+                iter(difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)), None)
+            out[key] = [f"{UNKNOWN}; did you mean {hint}?" if hint else
+                        f"{UNKNOWN}; accepted: {', '.join(names) if names else 'none'}"]
+        raise ValidationError(out, data=data, valid_data=error.valid_data)
 
 
 def load(schema, data, partial=False):

@@ -1,15 +1,28 @@
 """Marshmallow schemas for every RPC payload the contacts service takes."""
-from marshmallow import EXCLUDE, RAISE, Schema, fields, validate, validates_schema, ValidationError
+from marshmallow import EXCLUDE, RAISE, fields, validate, validates_schema, ValidationError
 
-from services.common.schemas import Timestamp
+from services.common.schemas import Strict, Timestamp
 
 CHANNELS = ("email", "sms", "phone")
 SOURCES = ("api", "admin", "import", "user_action", "user_intent")
 
 
-class Base(Schema):
-    class Meta:
-        unknown = EXCLUDE
+class Base(Strict):
+    """Request payloads: an unknown field is refused, naming it (services/common/schemas.Strict)."""
+
+
+class TagTitle(fields.String):
+    """A tag's title as a person types it: trimmed, inner white space folded, 1-100 characters."""
+    default_error_messages = {"blank": "a tag title must not be blank",
+                              "long": "a tag title has at most 100 characters"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        title = " ".join(super()._deserialize(value, attr, data, **kwargs).split())
+        if not title:
+            raise self.make_error("blank")
+        if len(title) > 100:
+            raise self.make_error("long")
+        return title
 
 
 class ContactIn(Base):
@@ -23,7 +36,7 @@ class ContactIn(Base):
     timezone = fields.String(allow_none=True)
     active = fields.Boolean()
     custom = fields.Dict(keys=fields.String())
-    tags = fields.List(fields.String(validate=validate.Length(min=1, max=100)))
+    tags = fields.List(TagTitle(), validate=validate.Length(max=50))
     unsubscribed = fields.Dict(keys=fields.String(validate=validate.OneOf(CHANNELS)),
                                values=fields.Boolean())
     # false clears the mark a hard bounce left (owner or admin); a bounce is what sets it.
@@ -51,7 +64,7 @@ class Mapping(Base):
     country = _column(allow_none=True)
     tags = fields.Raw(allow_none=True)
     # Tags every imported contact gets; the same limits as a tag's title.
-    add_tags = fields.List(fields.String(validate=validate.Length(min=1, max=100)),
+    add_tags = fields.List(TagTitle(),
                            validate=validate.Length(max=50))
     unsubscribe = fields.Dict(keys=fields.String(validate=validate.OneOf(CHANNELS)),
                               values=_column(allow_none=True))
@@ -100,6 +113,12 @@ class ContactQuery(Base):
     after = fields.UUID(load_default=None, allow_none=True)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=1000))
 
+    @validates_schema
+    def ordered(self, data, **kwargs):
+        if data.get("created_from") and data.get("created_to") and \
+                data["created_from"] >= data["created_to"]:
+            raise ValidationError("must be after created_from", "created_to")
+
 
 class TagIn(Base):
     title = fields.String(required=True, validate=validate.Length(min=1, max=100))
@@ -117,7 +136,7 @@ class TagPatch(Base):
 
 class Tagging(Base):
     tag_ids = fields.List(fields.UUID(), load_default=list)
-    tags = fields.List(fields.String(validate=validate.Length(min=1, max=100)), load_default=list)
+    tags = fields.List(TagTitle(), load_default=list, validate=validate.Length(max=50))
     remove = fields.Boolean(load_default=False)
 
 
@@ -188,6 +207,9 @@ class GroupIn(Base):
 
 
 class OptOutEvent(Base):
+    class Meta:
+        unknown = EXCLUDE  # events: contracts grow additively
+
     event_id = fields.UUID(required=True)
     org_id = fields.UUID(required=True)
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
@@ -197,6 +219,9 @@ class OptOutEvent(Base):
 
 
 class BounceEvent(Base):
+    class Meta:
+        unknown = EXCLUDE  # events: contracts grow additively
+
     event_id = fields.UUID(required=True)
     org_id = fields.UUID(required=True)
     channel = fields.String(load_default="email", allow_none=True)

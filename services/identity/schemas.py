@@ -1,5 +1,7 @@
 """marshmallow schemas for the identity service's RPC payloads (the gateway reuses them)."""
-from marshmallow import EXCLUDE, Schema, fields, validate, validates_schema, ValidationError
+from marshmallow import fields, validate, validates_schema, ValidationError
+
+from services.common.schemas import Strict
 
 ROLES = ("owner", "admin", "member", "viewer")
 
@@ -27,9 +29,8 @@ def _region(value):
         raise ValidationError("an ISO 3166 two-letter country code such as US")
 
 
-class Base(Schema):
-    class Meta:
-        unknown = EXCLUDE
+class Base(Strict):
+    """Request payloads: an unknown field is refused, naming it (services/common/schemas.Strict)."""
 
 
 class OrganizationIn(Base):
@@ -164,7 +165,7 @@ class TokenRequest(Base):
 
 
 class AuditQuery(Base):
-    cursor = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    cursor = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2 ** 63 - 1))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 

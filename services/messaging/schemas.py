@@ -4,7 +4,7 @@ import re
 from email_validator import EmailNotValidError, validate_email
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates, post_load
 
-from services.common.schemas import AwareTimestamp
+from services.common.schemas import AwareTimestamp, Strict
 from services.messaging.communications import DIRECTIONS, STATUSES
 from services.messaging.settings import CHANNELS, TLS_MODES
 
@@ -19,9 +19,8 @@ def _email(value):
         raise ValidationError(str(err))
 
 
-class SenderIdentitySchema(Schema):
-    class Meta:
-        unknown = EXCLUDE
+class SenderIdentitySchema(Strict):
+    # A request payload: an unknown field is refused, naming it.
 
     name = fields.String(required=True, validate=[
         validate.Length(min=1, max=200),
@@ -49,9 +48,8 @@ class SenderIdentitySchema(Schema):
         return data
 
 
-class EmailProviderSchema(Schema):
-    class Meta:
-        unknown = EXCLUDE
+class EmailProviderSchema(Strict):
+    # A request payload: an unknown field is refused, naming it.
 
     kind = fields.String(required=True, validate=validate.OneOf(["smtp"]))
     host = fields.String(required=True, validate=validate.Length(min=1, max=253))
@@ -77,9 +75,8 @@ class ChannelSchema(Schema):
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
 
 
-class CommunicationFiltersSchema(Schema):
-    class Meta:
-        unknown = EXCLUDE
+class CommunicationFiltersSchema(Strict):
+    # A request payload: an unknown field is refused, naming it.
 
     channel = fields.String(validate=validate.OneOf(("email", "sms", "phone", "call")))
     direction = fields.String(validate=validate.OneOf(DIRECTIONS))
@@ -153,12 +150,11 @@ def _e164(value):
     return formatted
 
 
-class TwilioSettingsSchema(Schema):
+class TwilioSettingsSchema(Strict):
     """Twilio-style credentials in token form (Account SID + Auth Token) or key/secret form
     (Account SID + API Key SID + secret). Webhook signatures are always made with the account's
     Auth Token, so webhooks need it in either form. Secrets left out keep their stored value."""
-    class Meta:
-        unknown = EXCLUDE
+    # A request payload: an unknown field is refused, naming it.
 
     account_sid = fields.String(required=True, validate=validate.Regexp(r"^AC[0-9a-fA-F]{32}$",
                                 error="an Account SID: AC followed by 32 hex digits"))
@@ -189,11 +185,10 @@ class TwilioSettingsSchema(Schema):
         return data
 
 
-class SendGridSettingsSchema(Schema):
+class SendGridSettingsSchema(Strict):
     """Event Webhook verification key (base64 DER, as SendGrid shows it) and the basic-auth
     credentials put in the Inbound Parse URL."""
-    class Meta:
-        unknown = EXCLUDE
+    # A request payload: an unknown field is refused, naming it.
 
     event_verification_key = fields.String(load_default=None, allow_none=True,
                                            validate=validate.Length(max=2000))
@@ -212,9 +207,8 @@ class SendGridSettingsSchema(Schema):
                 raise ValidationError(str(err))
 
 
-class MailgunSettingsSchema(Schema):
-    class Meta:
-        unknown = EXCLUDE
+class MailgunSettingsSchema(Strict):
+    # A request payload: an unknown field is refused, naming it.
 
     signing_key = fields.String(load_default=None, allow_none=True, load_only=True,
                                 validate=validate.Length(min=8, max=200))
@@ -223,9 +217,8 @@ class MailgunSettingsSchema(Schema):
                                                  validate=validate.Range(min=1, max=7 * 86400))
 
 
-class PostmarkSettingsSchema(Schema):
-    class Meta:
-        unknown = EXCLUDE
+class PostmarkSettingsSchema(Strict):
+    # A request payload: an unknown field is refused, naming it.
 
     inbound_username = fields.String(required=True, validate=validate.Length(min=1, max=200))
     inbound_password = fields.String(load_default=None, allow_none=True, load_only=True,
