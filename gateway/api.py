@@ -63,7 +63,10 @@ def _json_body():
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
-        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {err}")
+        reason = str(err)
+        if "integer string conversion" in reason:  # Python's own advice is not for clients
+            reason = "a number has more than 4,300 digits"
+        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {reason}")
     except RecursionError:
         raise ApiError(400, "malformed_json", f"request body nests deeper than {MAX_DEPTH} levels")
     if not isinstance(data, dict):

@@ -10,7 +10,7 @@ import hmac
 import json
 
 from flask import Blueprint, Response, current_app, g, request
-from marshmallow import Schema, fields, validate
+from marshmallow import ValidationError, Schema, fields, validate
 
 from gateway.api import _json_body, endpoint, unstorable
 from gateway.errors import ApiError
@@ -258,6 +258,10 @@ def start_import():
         problems = unstorable({"mapping": mapping})
         if problems:
             raise ApiError(400, "invalid", "invalid mapping", errors=problems)
+        try:
+            s.Mapping().load(mapping)  # misspelt keys and bad values, named, before any byte is stored
+        except ValidationError as err:
+            raise ApiError(400, "invalid", "invalid mapping", errors={"mapping": err.messages})
         # Check the mapping names an e-mail or phone column before any byte is stored.
         if not mapping.get("email") and not mapping.get("phone"):
             raise ApiError(400, "invalid", "the column mapping does not fit the file", errors={
@@ -602,7 +606,8 @@ class ListQuery(s.Base):
 
 
 class BatchBody(s.Base):
-    items = fields.List(fields.Raw(), required=True)
+    # Items are checked one by one by the contacts service (invalid_item names the index).
+    items = fields.List(fields.Raw(allow_none=True), required=True)
     group_id = fields.UUID(load_default=None, allow_none=True)
     org_slug = fields.String(load_default=None, allow_none=True)
 
@@ -726,7 +731,14 @@ def _batch(channel, unsubscribed):
     raw = request.get_json(silent=True)
     if not isinstance(raw, dict):
         raise ApiError(400, "invalid_request", "send a JSON object {items: [...]}")
-    body = _load(BatchBody(), raw)
+    try:
+        body = BatchBody().load(raw)
+    except ValidationError as err:
+        # A malformed request (not one bad item): spec 3.11's invalid_request, fields named.
+        raise ApiError(400, "invalid_request", "invalid request body", errors=err.messages)
+    if not body["items"]:
+        raise ApiError(400, "invalid_request", "give at least one item",
+                       errors={"items": ["at least one item"]})
     if len(body["items"]) > MAX_ITEMS:
         # The request is too big, not one of its items wrong: not `invalid_item` (whose
         # item_error names an item's problem, spec 3.11).

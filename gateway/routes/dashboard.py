@@ -126,7 +126,9 @@ def compose(campaigns, messaging, contacts, may=lambda method, path: True):
     """The dashboard from each service's facts; `may(method, path)` keeps only the actions the
     caller's role is allowed to take."""
     starter = campaigns["starter_campaign_id"]
-    campaign = f"/api/v1/campaigns/{starter or '{campaign_id}'}"
+    campaign = f"/api/v1/campaigns/{starter}" if starter else None
+    # Without a starter campaign (deleted) the way forward is a campaign of one's own.
+    create = [("Create a campaign", "POST", "/api/v1/campaigns")]
     missing = set(messaging["email"]["missing"])
     incoming = messaging["incoming_email"]
 
@@ -138,15 +140,15 @@ def compose(campaigns, messaging, contacts, may=lambda method, path: True):
     steps = {
         "writer": step(campaigns["writer_selected"], "Choose a writer agent",
                        "Select the writer agent that drafts the starter campaign's messages "
-                       "(writer_agent_id).", [("Choose the writer", "PATCH", campaign)]),
+                       "(writer_agent_id).", [("Choose the writer", "PATCH", campaign)] if campaign else create),
         "reviewer": step(campaigns["reviewer_selected"], "Choose a reviewer agent",
                          "Select the reviewer agent that checks each draft before a person "
                          "approves it (reviewer_agent_id).",
-                         [("Choose the reviewer", "PATCH", campaign)]),
+                         [("Choose the reviewer", "PATCH", campaign)] if campaign else create),
         "test_run": step(campaigns["test_run_done"], "Test-run the starter campaign",
                          "Start a test run ({\"type\": \"test\"}): it drafts one message per test "
                          "recipient, for you to approve and receive.",
-                         [("Start a test run", "POST", f"{campaign}/runs")]),
+                         [("Start a test run", "POST", f"{campaign}/runs")] if campaign else create),
         "sender_identity": step("sender_identity" not in missing, "Set the sender identity",
                                 "Give the name and address your emails come from.",
                                 [("Set the sender", "PUT", "/api/v1/settings/email/sender")]),

@@ -395,10 +395,17 @@ def oauth_token():
                                 " (application/x-www-form-urlencoded) or a JSON object", 400)
     else:
         data = {}
-    data = {k: v for k, v in data.items() if k in ("grant_type", "client_id", "client_secret",
-                                                   "refresh_token") and isinstance(v, str)}
+    known = ("grant_type", "client_id", "client_secret", "refresh_token")
+    for name in known:
+        if name in data and not isinstance(data[name], str):
+            return _oauth_error("invalid_request", f"{name} must be a string", 400)
+    data = {k: v for k, v in data.items() if k in known}
     basic = request.headers.get("Authorization", "")
     if basic.lower().startswith("basic "):
+        if "client_id" in data or "client_secret" in data:
+            # RFC 6749 2.3: one way of authenticating the client per request.
+            return _oauth_error("invalid_request", "send the client credentials either as HTTP"
+                                " Basic or in the body, not both", 400)
         try:
             raw = base64.b64decode(basic[6:].strip(), validate=True).decode("utf-8")
             cid, _, secret = raw.partition(":")
@@ -412,6 +419,8 @@ def oauth_token():
                                 f"{name} {reason}", 401 if name.startswith("client_") else 400)
     if not data.get("grant_type"):
         return _oauth_error("invalid_request", "grant_type is required", 400)
+    if data["grant_type"] == "refresh_token" and not data.get("refresh_token"):
+        return _oauth_error("invalid_request", "refresh_token is required", 400)
     try:
         result = rpc.identity.oauth_token(data)
     except e.RateLimited as err:

@@ -6,9 +6,11 @@ data sources, unsubscribe groups) for the organization's audit log, which identi
 
 One `audit_recorded` event is written to the outbox in the same transaction as the change, so an
 entry exists exactly when the change does; identity stores it (idempotently) with the actor's
-e-mail. Secrets never leave: any key that names a password, secret, token or key is replaced by
-"[set]" / None in before and after."""
-SECRET_WORDS = ("password", "secret", "token", "signing_key", "api_key", "auth", "private")
+e-mail. Secrets never leave: a key that names a password, secret, token or signing key is replaced by
+"[set]" / None in before and after. A change that changes nothing writes no entry."""
+SECRET_NAMES = {"password", "secret", "token", "auth_token", "api_key_secret", "signing_key",
+                "private_key", "totp_secret"}
+SECRET_SUFFIXES = ("_password", "_secret", "_token", "_signing_key", "_private_key")
 
 
 def redacted(value):
@@ -21,10 +23,13 @@ def redacted(value):
 
 def _secret(key):
     key = str(key).lower()
-    return any(word in key for word in SECRET_WORDS) and not key.endswith("_set")
+    return key in SECRET_NAMES or key.endswith(SECRET_SUFFIXES)
 
 
 def record(tx, ctx, action, target_type, target_id=None, before=None, after=None):
+    """Writes the entry's event, unless nothing changed (a PUT of the same values)."""
+    if before is not None and before == after:
+        return
     tx.emit("audit_recorded", {
         "org_id": ctx["org_id"], "actor_user_id": ctx.get("user_id"), "action": action,
         "target_type": target_type, "target_id": None if target_id is None else str(target_id),

@@ -70,6 +70,11 @@ def check_mapping(mapping, columns):
             errors.setdefault("mapping.unsubscribe", []).append(f"unknown channel {channel!r}")
         elif col and col not in present:
             errors.setdefault("mapping.unsubscribe", []).append(f"no column {col!r} in the file")
+    mapped = mapped_columns(dict(mapping, ignore=[]))
+    for col in mapping.get("ignore") or []:
+        if col in mapped:
+            errors.setdefault("mapping.ignore", []).append(
+                f"{col!r} is mapped to a field; it cannot be ignored too")
     for key in ("custom", "ignore"):
         cols = mapping.get(key)
         if isinstance(cols, list):
@@ -174,10 +179,23 @@ def candidate(record, row, plan):
         if tz.warning:
             warn.append({"field": "timezone", "message": tz.warning})
         v["timezone"] = tz.value
+    cut, left_out = 0, 0
     for cell in plan.tags:
         for t in normalize.tags(get(cell, "")):
-            if t not in c.tags:
-                c.tags.append(t)
+            title = t[:normalize.TAG_CHARS].rstrip()
+            if title in c.tags:
+                continue
+            if len(c.tags) >= normalize.TAGS_A_CONTACT:
+                left_out += 1
+                continue
+            cut += title != t
+            c.tags.append(title)
+    if cut:
+        warn.append({"field": "tags", "message": f"{cut} tag(s) longer than {normalize.TAG_CHARS}"
+                                                 " characters cut to that length"})
+    if left_out:
+        warn.append({"field": "tags", "message": f"{left_out} more tag(s) left out: at most"
+                                                 f" {normalize.TAGS_A_CONTACT} a contact"})
     for t in plan.add_tags:
         if t not in c.tags:
             c.tags.append(t)

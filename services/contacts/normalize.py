@@ -263,10 +263,15 @@ def tags(value):
         title = part.strip().strip('"').strip()
         if title.startswith("* "):
             title = title[2:].strip()
+        title = " ".join(title.split())
         if title and title.lower() not in seen:
             seen.add(title.lower())
-            out.append(title[:100])
+            out.append(title)
     return out
+
+
+TAG_CHARS = 100      # a tag's title, as POST /tags allows
+TAGS_A_CONTACT = 50  # tags one record may bring
 
 
 def one_line(value):

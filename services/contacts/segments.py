@@ -9,6 +9,8 @@ is one of (nested rule sets allowed):
 
 compile_rules turns them into one SQL condition over `contacts c` with parameters, so count,
 preview, resolve and "why" all use the same definition. No nameko here."""
+import math
+
 from services.common.errors import Invalid
 from services.contacts.store import opted_out_sql
 
@@ -45,16 +47,14 @@ def _scalar(value):
 
 
 def _number(value):
-    if isinstance(value, bool):
+    """A finite number a float holds (a 400-digit integer does not: it would overflow)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return False
-    if isinstance(value, (int, float)):
-        return value == value and value not in (float("inf"), float("-inf"))
-    if isinstance(value, str):
-        try:
-            return _number(float(value.strip()))
-        except ValueError:
-            return False
-    return False
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (ValueError, OverflowError):
+        return False
+    return math.isfinite(number)
 
 
 def iso_datetime(value):
@@ -205,7 +205,7 @@ def compile_rule(rule, after=None):
             number = float(value)
             return (f"(CASE WHEN (c.custom ->> %s) ~ '^-?[0-9]+(\\.[0-9]+)?$'"
                     f" THEN (c.custom ->> %s)::numeric {sym} %s ELSE FALSE END)"), [key, key, number]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return f"(c.custom ->> %s) {sym} %s", [key, str(value)]
     if kind in ("created", "updated"):
         col = "c.created_at" if kind == "created" else "c.updated_at"

@@ -71,8 +71,11 @@ class MessagingService(base.ServiceBase):
             settings.set_provider(tx, ctx["org_id"], data, self.config["SECRET_KEY"])
             row = settings.load(tx, ctx["org_id"])
             after = settings.view(row, ctx["role"], self.config["PUBLIC_BASE_URL"])
+            changed = dict(after["provider"])
+            if data.get("password") is not None:
+                changed["password_changed"] = True  # password_set alone would not show it
             audit.record(tx, ctx, "email_provider.updated", "email_settings", ctx["org_id"],
-                         before["provider"], after["provider"])
+                         before["provider"], changed)
         return after
 
     @rpc
@@ -330,4 +333,5 @@ def _audited(view):
     """A provider view without its webhook URLs (they hold the inbound key, a secret)."""
     if not isinstance(view, dict):
         return view
-    return {k: v for k, v in view.items() if "webhook" not in k and "url" not in k}
+    return {k: v for k, v in view.items()
+            if "webhook" not in k and "url" not in k and k != "updated_at"}

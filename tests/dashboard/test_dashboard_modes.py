@@ -90,7 +90,9 @@ def test_actions_the_role_may_not_take_are_left_out():
     assert board["quick_actions"] and all(a["method"] == "GET" for a in board["quick_actions"])
 
 
-def test_without_a_starter_campaign_the_paths_name_the_campaign_to_choose():
+def test_without_a_starter_campaign_the_steps_offer_creating_a_campaign():
     board = compose(campaigns(starter_campaign_id=None), messaging(), CONTACTS)
     assert board["starter_campaign_id"] is None
-    assert board["steps"]["writer"]["actions"][0]["path"] == "/api/v1/campaigns/{campaign_id}"
+    for name in ("writer", "reviewer", "test_run"):
+        assert board["steps"][name]["actions"] == [
+            {"action": "Create a campaign", "method": "POST", "path": "/api/v1/campaigns"}]

@@ -90,7 +90,7 @@ def test_mapping_limits_and_misspelt_keys(owner):
     data = b"Email,Name\r\nana@example.com,Ana\r\n"
     long_tag = post_file(owner, data, {"email": "Email", "add_tags": ["t" * 101]})
     assert long_tag.status_code == 400, long_tag.text
-    assert long_tag.json()["errors"] == {"mapping": {"add_tags": {"0": ["Length must be between 1 and 100."]}}}
+    assert long_tag.json()["errors"] == {"mapping": {"add_tags": {"0": ["a tag title has at most 100 characters"]}}}
     too_many = post_file(owner, data, {"email": "Email", "add_tags": [f"t{i}" for i in range(51)]})
     assert too_many.status_code == 400, too_many.text
     misspelt = post_file(owner, data, {"email": "Email", "nmae": "Name"})
@@ -139,3 +139,88 @@ def test_a_sender_name_with_a_line_break_is_refused(owner):
         "name": "x\r\nBcc: victim@example.net", "email": "jordan@example.org"})
     assert resp.status_code == 400, resp.text
     assert resp.json()["errors"]["name"] == ["a name on one line (no line breaks)"]
+
+
+def test_a_number_no_float_holds_is_refused_in_a_segment_rule(owner):
+    raw = ('{"name": "v", "rules": {"rules": [{"type": "custom", "key": "k", "op": "gt", "value": 1%s}]}}'
+           % ("0" * 320))
+    resp = owner.post("/api/v1/segments", data=raw, headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["errors"] == {"rules.rules.0.value": ["gt needs a number or an ISO date"]}
+
+
+def test_tag_titles_on_contacts_are_trimmed_checked_and_bounded(owner):
+    made = owner.post("/api/v1/contacts", json={"email": "ana@example.com", "tags": ["  Q1   pilot "]})
+    assert made.status_code == 201, made.text
+    assert made.json()["tags"] == ["Q1 pilot"]
+    blank = owner.post("/api/v1/contacts", json={"email": "ben@example.com", "tags": ["   "]})
+    assert blank.status_code == 400
+    assert blank.json()["errors"] == {"tags": {"0": ["a tag title must not be blank"]}}
+    many = owner.post("/api/v1/contacts", json={"email": "cy@example.com",
+                                                "tags": [f"t{i}" for i in range(51)]})
+    assert many.status_code == 400 and "tags" in many.json()["errors"]
+    assert sorted(t["title"] for t in owner.get("/api/v1/tags").json()) == ["Q1 pilot"]
+
+
+def test_an_import_keeps_fifty_tags_a_contact_and_says_what_it_cut(owner):
+    cell = ";".join([f"tag{i}" for i in range(60)] + ["x" * 120])
+    data = f'Email,Tags\r\nana@example.com,"{cell}"\r\n'.encode()
+    body = post_file(owner, data, {"email": "Email", "tags": "Tags"}).json()
+    assert body["counts"]["created"] == 1
+    ana = owner.get("/api/v1/contacts", params={"q": "ana@"}).json()["contacts"][0]
+    assert sorted(ana["tags"]) == sorted(f"tag{i}" for i in range(50))
+    messages = sorted(w["message"] for w in body["warnings"] if w["field"] == "tags")
+    assert messages == ["11 more tag(s) left out: at most 50 a contact"]
+    long_one = post_file(owner, f'Email,Tags\r\nben@example.com,{"y" * 120}\r\n'.encode(),
+                         {"email": "Email", "tags": "Tags"}).json()
+    assert [w["message"] for w in long_one["warnings"]] == [
+        "1 tag(s) longer than 100 characters cut to that length"]
+
+
+def test_a_mapping_cannot_ignore_a_column_it_maps_and_names_misspelt_keys(owner):
+    data = b"Email,Name\r\nana@example.com,Ana\r\n"
+    both = post_file(owner, data, {"email": "Email", "ignore": ["Email"]})
+    assert both.status_code == 400
+    assert both.json()["errors"] == {"mapping.ignore": ["'Email' is mapped to a field; it cannot be ignored too"]}
+    misspelt = post_file(owner, data, {"emial": "Email"})
+    assert misspelt.status_code == 400
+    assert misspelt.json()["errors"] == {"mapping": {"emial": ["unknown field; did you mean email?"]}}
+    assert owner.get("/api/v1/contacts").json()["contacts"] == []
+
+
+def test_unknown_fields_are_refused_naming_them(owner):
+    resp = owner.post("/api/v1/contacts", json={"email": "ana@example.com", "tag_ids": []})
+    assert resp.status_code == 400
+    assert resp.json()["errors"] == {"tag_ids": ["unknown field; did you mean tags?"]}
+    sender = owner.put("/api/v1/settings/email/sender", json={
+        "name": "Jordan", "email": "jordan@example.org", "reply_domian": "r.example.org"})
+    assert sender.status_code == 400
+    assert sender.json()["errors"] == {"reply_domian": ["unknown field; did you mean reply_domain?"]}
+    twilio = owner.put("/api/v1/settings/providers/twilio", json={
+        "account_sid": "AC0123456789abcdef0123456789abcdef", "auth_token": "f0e1d2c3b4a59687",
+        "phone_numbr": "+12025550100"})
+    assert twilio.status_code == 400
+    assert twilio.json()["errors"] == {"phone_numbr": ["unknown field; did you mean phone_number?"]}
+    org = owner.patch("/api/v1/organization", json={"default_timezon": "Europe/Berlin"})
+    assert org.status_code == 400
+    assert org.json()["errors"] == {"default_timezon": ["unknown field; did you mean default_timezone?"]}
+    listed = owner.get("/api/v1/contacts", params={"pgae": "2"})
+    assert listed.status_code == 400 and "pgae" in listed.json()["errors"]
+
+
+def test_a_backwards_created_range_is_a_400(owner):
+    resp = owner.get("/api/v1/contacts", params={"created_from": "2026-06-01", "created_to": "2026-01-01"})
+    assert resp.status_code == 400
+    assert resp.json()["errors"] == {"created_to": ["must be after created_from"]}
+
+
+def test_a_number_with_too_many_digits_gets_a_plain_message(owner):
+    resp = owner.post("/api/v1/contacts", data='{"email": "a@example.com", "custom": {"n": %s}}' % ("9" * 5000),
+                      headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400
+    assert resp.json()["message"] == "request body is not valid JSON: a number has more than 4,300 digits"
+
+
+def test_the_audit_log_cursor_is_bounded(owner):
+    resp = owner.get("/api/v1/audit-log", params={"cursor": "9223372036854775808"})
+    assert resp.status_code == 400 and "cursor" in resp.json()["errors"]

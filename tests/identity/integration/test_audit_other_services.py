@@ -54,12 +54,30 @@ def test_settings_and_data_source_changes_are_audited_without_secrets(api):
         by_action.setdefault(e["action"], []).append(e)
     second, first = by_action["email_provider.updated"]
     assert first["before"] is None and first["after"]["host"] == "smtp.example.org"
+    assert first["after"]["password_changed"] is True and "password_changed" not in second["after"]
     assert (second["before"]["host"], second["after"]["host"]) == ("smtp.example.org", "smtp2.example.org")
     assert second["after"]["password_set"] is True
     renamed = by_action["data_source.updated"][0]
     assert (renamed["before"]["name"], renamed["after"]["name"]) == ("Drop", "Drop 2")
     assert renamed["target_id"] == source["id"] and renamed["target_type"] == "data_source"
     assert by_action["provider.twilio.updated"][0]["after"]["auth_token_set"] is True
+    # The Twilio API key SID is shown, not a secret; the auth token only as set.
+    twilio = by_action["provider.twilio.updated"][0]["after"]
+    assert (twilio["account_sid"], twilio["api_key_sid"]) == ("AC0123456789abcdef0123456789abcdef", None)
     text = json.dumps(log)
     for secret in ("s3cret-smtp-pass", TWILIO_TOKEN, "sftp-pass-9", "webhooks/"):
         assert secret not in text
+
+
+def test_a_change_that_changes_nothing_writes_no_entry(api):
+    owner = sign_up(api)["api"]
+    sender = {"name": "Jordan Ellis", "email": "jordan.ellis@example.org"}
+    assert owner.put("/api/v1/settings/email/sender", json=sender).status_code == 200
+    first = entries(owner, 1)
+    assert first[0]["action"] == "email_sender.updated"
+    assert owner.put("/api/v1/settings/email/sender", json=sender).status_code == 200
+    assert owner.put("/api/v1/settings/email/sender", json=dict(sender, name="Jo Ellis")).status_code == 200
+    log = entries(owner, len(first) + 1)
+    assert [e["action"] for e in log[:2]] == ["email_sender.updated", "email_sender.updated"]
+    assert (log[0]["before"]["name"], log[0]["after"]["name"]) == ("Jordan Ellis", "Jo Ellis")
+    assert len(log) == len(first) + 1  # the repeated PUT left nothing

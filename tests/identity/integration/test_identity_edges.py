@@ -60,3 +60,22 @@ def test_oauth_token_requests_with_nul_or_a_non_form_body_get_oauth_errors(api):
     assert garbage.status_code == 400, garbage.text
     assert garbage.json()["error"] == "invalid_request"
     assert "form-encoded" in garbage.json()["error_description"]
+
+
+def test_oauth_token_requests_that_are_ambiguous_or_incomplete_are_invalid_requests(api):
+    owner = sign_up(api)["api"]
+    client = owner.post("/api/v1/api-clients", json={"name": "Sync job"}).json()
+    basic = base64.b64encode(f"{client['client_id']}:{client['client_secret']}".encode()).decode()
+    both = api.post("/oauth/token", data={"grant_type": "client_credentials",
+                                          "client_id": client["client_id"]},
+                    headers={"Authorization": f"Basic {basic}"})
+    assert both.status_code == 400 and both.json()["error"] == "invalid_request", both.text
+    no_token = api.post("/oauth/token", data={"grant_type": "refresh_token"},
+                        headers={"Authorization": f"Basic {basic}"})
+    assert no_token.status_code == 400, no_token.text
+    assert no_token.json() == {"error": "invalid_request", "error_description": "refresh_token is required"}
+    wrong_type = api.post("/oauth/token", json={"grant_type": ["client_credentials"]})
+    assert wrong_type.json() == {"error": "invalid_request", "error_description": "grant_type must be a string"}
+    ok = api.post("/oauth/token", data={"grant_type": "client_credentials"},
+                  headers={"Authorization": f"Basic {basic}"})
+    assert ok.status_code == 200, ok.text
