@@ -6,7 +6,7 @@ from psycopg2.extras import Json
 
 from services.common.errors import Conflict, Forbidden, Invalid, NotFound
 from services.contacts import normalize, segments
-from services.contacts.store import ContactStore, new_id
+from services.contacts.store import ContactStore, new_id, opted_out_sql
 
 
 def refusal(warning):
@@ -204,9 +204,9 @@ def filter_sql(tx, ctx, q):
     if q.get("unsubscribed"):
         channel = q["unsubscribed"]
         column = "email" if channel == "email" else "phone"
-        parts.append(f"EXISTS (SELECT 1 FROM unsubscribes u WHERE u.org_id = c.org_id AND u.group_id IS NULL"
-                     f" AND u.unsubscribed AND u.channel = %s AND u.identifier = c.{column})")
-        params.append(channel)
+        # The same opt-out the contact's `unsubscribed` flags show (any group counts).
+        parts.append(f"EXISTS (SELECT 1 FROM unsubscribes u WHERE u.org_id = c.org_id"
+                     f" AND {opted_out_sql(channel, 'c.' + column)})")
     for flag, column in (("has_email", "email"), ("has_phone", "phone")):
         if q.get(flag) is not None:
             parts.append(f"c.{column} IS {'NOT ' if q[flag] else ''}NULL")

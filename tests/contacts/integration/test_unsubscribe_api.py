@@ -266,6 +266,9 @@ def test_a_group_opt_out_stops_sending_on_its_channels(client, owner, stack):
     assert seen["unsubscribed"] == {"email": True, "sms": True, "phone": True}
     assert seen["reachable"] == {"email": False, "sms": False, "phone": False}
     assert owner.get(f"/api/v1/segments/{segment['id']}/count").json()["count"] == 0
+    for channel in ("email", "sms", "phone"):  # the list's filter agrees with the flags
+        listed = owner.get("/api/v1/contacts", params={"unsubscribed": channel}).json()["contacts"]
+        assert [c["id"] for c in listed] == [contact["id"]], channel
     ctx = {"org_id": owner.org_id}
     with stack.rpc() as rpc:
         assert rpc.contacts.reachable(ctx, {"channel": "email", "identifiers": [
