@@ -274,10 +274,14 @@ TAG_CHARS = 100      # a tag's title, as POST /tags allows
 TAGS_A_CONTACT = 50  # tags one record may bring
 
 
+_FOLD = re.compile(r"\s\s|[^\S ]")  # two white-space characters in a row, or one not a space
+
+
 def one_line(value):
     """A name on one line: runs of white space (line breaks from a multi-line CSV cell, tabs)
-    become one space."""
-    return " ".join(clean(value).split())
+    become one space. (Most names have none: they are returned as they are, cheaply.)"""
+    text = clean(value)
+    return " ".join(text.split()) if _FOLD.search(text) else text
 
 
 def full_name(first, last, name=None):
