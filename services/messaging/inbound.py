@@ -75,13 +75,14 @@ def _record_bounce(tx, org_id, parsed, original):
         raise DuplicateRace()
     if communications.may_move(original["status"], "bounced"):
         store.mark_bounced(tx, org_id, original["id"], dsn["bounce_type"], dsn["diagnostic"] or None)
-        recipients = [r["recipient"] for r in dsn["recipients"] if r["action"] == "failed"]
         tx.emit("email_bounced", {
             "org_id": org_id, "communication_id": str(original["id"]),
             "draft_id": _s(original["draft_id"]), "contact_id": _s(original["contact_id"]),
             "campaign_id": _s(original["campaign_id"]), "run_id": _s(original["run_id"]),
             "is_test": original["is_test"], "channel": "email",
-            "identifier": (recipients or [original["to_address"]])[0],
+            # The address we sent to, never one the report names: anyone can mail us a report,
+            # and a Final-Recipient of their choosing must not suppress somebody else.
+            "identifier": original["to_address"],
             "bounce_type": dsn["bounce_type"], "diagnostic": dsn["diagnostic"],
         })
     row = store.get_communication(tx, org_id, original["id"])

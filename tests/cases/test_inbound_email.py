@@ -188,6 +188,22 @@ def test_postfix_hard_bounce_marks_the_original_bounced_and_creates_no_reply(sta
     assert events_for(stack, "reply_received", org) == []
 
 
+def test_a_bounce_naming_another_recipient_suppresses_only_the_address_we_sent_to(stack, api, org):
+    # Anyone can mail a delivery report quoting one of our Message-IDs; the Final-Recipient it
+    # names is theirs to choose, so only the original's own address is marked undeliverable.
+    seed(stack, org, 99, "d.kim@example.net", "Kim & Park CPA: quick question",
+         "7f3a-99-a8s6d4", bounce_token="7f3a-99-n4m6l8")
+    raw = read_fixture("email", "10_postfix_dsn_hard_bounce.eml")
+    forged = raw.replace(b"Final-Recipient: rfc822; d.kim@example.net",
+                         b"Final-Recipient: rfc822; victim@example.com")
+    assert forged != raw
+    resp = api.post(f"/webhooks/email/inbound/{org['key']}", data=forged,
+                    headers={"Content-Type": "message/rfc822"})
+    assert resp.status_code == 200, resp.text
+    [event] = events_for(stack, "email_bounced", org)
+    assert event["identifier"] == "d.kim@example.net"
+
+
 def test_take_me_off_your_list_is_an_opt_out_with_user_intent(stack, api, org):
     out = seed(stack, org, 12, "mark.feld@example.org", "Feld Capital: a quick idea",
                "7f3a-12-f1g3h5")
