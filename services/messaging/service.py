@@ -136,11 +136,14 @@ class MessagingService(base.ServiceBase):
         with self.db.transaction() as tx:
             before = providers.all_views(tx, ctx["org_id"], ctx["role"],
                                          self.config["PUBLIC_BASE_URL"], self.config["SECRET_KEY"])
+            # Secrets given (a rotation shows only as *_set, unchanged): marked, never recorded.
+            rotated = [n for n in providers.SECRET_FIELDS[provider] if data.get(n) is not None]
             providers.save(tx, ctx["org_id"], provider, data, self.config["SECRET_KEY"])
             views = providers.all_views(tx, ctx["org_id"], ctx["role"],
                                         self.config["PUBLIC_BASE_URL"], self.config["SECRET_KEY"])
+            after = dict(_audited(views[provider]), **{f"{n}_changed": True for n in rotated})
             audit.record(tx, ctx, f"provider.{provider}.updated", "provider_settings", provider,
-                         _audited(before.get(provider)), _audited(views[provider]))
+                         _audited(before.get(provider)), after)
         return views[provider]
 
     @rpc

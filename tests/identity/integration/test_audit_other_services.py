@@ -81,3 +81,15 @@ def test_a_change_that_changes_nothing_writes_no_entry(api):
     assert [e["action"] for e in log[:2]] == ["email_sender.updated", "email_sender.updated"]
     assert (log[0]["before"]["name"], log[0]["after"]["name"]) == ("Jordan Ellis", "Jo Ellis")
     assert len(log) == len(first) + 1  # the repeated PUT left nothing
+
+
+def test_rotating_a_provider_secret_is_audited_without_the_secret(api):
+    owner = sign_up(api)["api"]
+    body = {"account_sid": "AC0123456789abcdef0123456789abcdef", "auth_token": TWILIO_TOKEN}
+    assert owner.put("/api/v1/settings/providers/twilio", json=body).status_code == 200
+    rotated = "rotated-token-9f8e7d6c5b4a"
+    assert owner.put("/api/v1/settings/providers/twilio", json=dict(body, auth_token=rotated)).status_code == 200
+    log = entries(owner, 2)
+    assert [e["action"] for e in log[:2]] == ["provider.twilio.updated"] * 2
+    assert log[0]["after"]["auth_token_changed"] is True and log[0]["after"]["auth_token_set"] is True
+    assert rotated not in json.dumps(log) and TWILIO_TOKEN not in json.dumps(log)
