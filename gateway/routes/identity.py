@@ -300,6 +300,11 @@ def add_teammate(body):
     """Add a teammate (email, password, name, role, organization_id: one you manage, default the
     active one); an email that already has an account joins as it is (`existing_account: true`,
     its password not changed)."""
+    target = body.get("organization_id")
+    if target and str(target) != str(g.ctx["org_id"]):
+        # Acting in another organization: this session must pass that organization's own
+        # sign-in rules too (membership, lock, its MFA requirement), as if it were the active one.
+        auth.resolve(g.token, str(target))
     result = rpc.identity.add_teammate(g.ctx, _json_safe(body))
     auth.forget(user_id=result["user_id"])  # an existing account's organizations changed
     g.ctx = dict(g.ctx, org_id=result["organization"]["id"])  # the answer concerns that one

@@ -383,3 +383,20 @@ def test_user_turns_mfa_off_with_a_code_unless_an_organization_requires_it(api):
     assert off.status_code == 200 and off.json() == {"mfa_enabled": False}
     assert "token" in api.post("/api/v1/auth/login", json={"email": owner["email"],
                                                            "password": PASSWORD}).json()
+
+
+def test_adding_a_teammate_to_another_organization_obeys_its_mfa_requirement(api):
+    a = sign_up(api)
+    b = sign_up(api, org_name="Strict Org")
+    joined = b["api"].post("/api/v1/team", json={"email": a["email"], "password": PASSWORD,
+                                                   "name": "Olivia Owner", "role": "admin"})
+    assert joined.status_code == 201, joined.text
+    session = log_in(api, a["email"], org_id=a["org_id"])  # no second factor anywhere yet
+    _enrol(b["api"])
+    assert b["api"].patch("/api/v1/organization", json={"mfa_required": True}).status_code == 200
+    resp = session.post("/api/v1/team", json={
+        "email": unique_email("mate"), "password": PASSWORD, "name": "New Mate", "role": "member",
+        "organization_id": b["org_id"]})
+    assert resp.status_code == 401, resp.text
+    assert "two-factor" in resp.json()["message"]
+    assert sorted(m["email"] for m in b["api"].get("/api/v1/team").json()) == sorted([a["email"], b["email"]])
