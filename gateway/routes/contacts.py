@@ -237,6 +237,28 @@ def upload_file():
     return dict(answer, size=size), 201
 
 
+def _form_mapping():
+    """The multipart form's `mapping` (JSON), checked before any byte of the file is stored:
+    storable text, known keys, values of the right kinds (400 naming them); None when absent."""
+    raw = request.form.get("mapping")
+    if not raw:
+        return None
+    try:
+        mapping = json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "invalid", "the mapping is not valid JSON", errors={"mapping": ["not JSON"]})
+    if not isinstance(mapping, dict):
+        raise ApiError(400, "invalid", "the mapping must be an object", errors={"mapping": ["not an object"]})
+    problems = unstorable({"mapping": mapping})
+    if problems:
+        raise ApiError(400, "invalid", "invalid mapping", errors=problems)
+    try:
+        s.Mapping().load(mapping)
+    except ValidationError as err:
+        raise ApiError(400, "invalid", "invalid mapping", errors={"mapping": err.messages})
+    return mapping
+
+
 @bp.post(f"{V1}/contacts/imports")
 @endpoint("operate", response=ImportOut(), status=201, tags=["imports"])
 def start_import():
@@ -245,23 +267,10 @@ def start_import():
     answer 202 with a queued import to poll."""
     mode = request.args.get("mode") or request.form.get("mode")
     if request.files:
-        raw = request.form.get("mapping")
-        if not raw:
+        mapping = _form_mapping()
+        if mapping is None:
             raise ApiError(400, "invalid", "send the column mapping as form field `mapping` (JSON)",
                            errors={"mapping": ["missing"]})
-        try:
-            mapping = json.loads(raw)
-        except ValueError:
-            raise ApiError(400, "invalid", "the mapping is not valid JSON", errors={"mapping": ["not JSON"]})
-        if not isinstance(mapping, dict):
-            raise ApiError(400, "invalid", "the mapping must be an object", errors={"mapping": ["not an object"]})
-        problems = unstorable({"mapping": mapping})
-        if problems:
-            raise ApiError(400, "invalid", "invalid mapping", errors=problems)
-        try:
-            s.Mapping().load(mapping)  # misspelt keys and bad values, named, before any byte is stored
-        except ValidationError as err:
-            raise ApiError(400, "invalid", "invalid mapping", errors={"mapping": err.messages})
         # Check the mapping names an e-mail or phone column before any byte is stored.
         if not mapping.get("email") and not mapping.get("phone"):
             raise ApiError(400, "invalid", "the column mapping does not fit the file", errors={
@@ -367,12 +376,7 @@ def sync_data_source(source_id, body):
 def import_to_source(source_id):
     """Upload a file to a file source: imported with the source's saved mapping (or a new
     `mapping` form field, which is then saved), as a job."""
-    mapping = None
-    if request.form.get("mapping"):
-        try:
-            mapping = json.loads(request.form["mapping"])
-        except ValueError:
-            raise ApiError(400, "invalid", "the mapping is not valid JSON", errors={"mapping": ["not JSON"]})
+    mapping = _form_mapping()
     rpc.contacts.get_data_source(g.ctx, source_id)  # 404 before any byte is stored
     upload, _ = _send_upload()
     return rpc.contacts.import_contacts(g.ctx, {"upload_id": upload["upload_id"], "mapping": mapping,

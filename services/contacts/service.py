@@ -6,7 +6,6 @@ import sys
 import time
 
 import eventlet
-from marshmallow import RAISE
 
 from services.common.events import event_handler  # requeues on failure, see there
 from nameko.dependency_providers import Config
@@ -16,7 +15,7 @@ from nameko.timer import timer
 from services.common import audit
 from services.common import rpc as rpc_call
 from services.common import service as base  # a module, so `nameko run` finds only this class
-from services.common.config import ROOT
+from services.common.config import ROOT, database_url
 from services.common.context import context
 from services.common.db import Database
 from services.common.errors import Invalid, NotFound
@@ -28,7 +27,7 @@ from services.contacts import normalize
 log = logging.getLogger(__name__)
 FALLBACK = {"default_country": "US", "default_timezone": "UTC"}
 SYNC_WAIT = 25  # seconds an in-request import waits for the worker (RPC timeout is 30)
-SFTP_TIMEOUT = 25  # seconds an SFTP listing or fetch may take inside an RPC
+SFTP_TIMEOUT = 20  # seconds an SFTP listing or fetch may take (the caller's RPC waits 30)
 
 
 class ContactsService(base.ServiceBase):
@@ -158,19 +157,27 @@ class ContactsService(base.ServiceBase):
         data = load(s.ImportStart(), data)
         defaults = self._defaults(ctx, {"default_country": data.get("default_country"),
                                         "default_timezone": data.get("default_timezone")})
+        new_mapping = False
         if data.get("data_source_id"):
             with self.db.transaction() as tx:
                 source = sources.get(tx, ctx, data["data_source_id"])
-                if data.get("mapping"):
-                    from psycopg2.extras import Json
-                    tx.execute("UPDATE data_sources SET mapping = %s WHERE id = %s",
-                               (Json(data["mapping"]), source["id"]))
-                else:
-                    data["mapping"] = sources.check_mapping(source)
+            new_mapping = bool(data.get("mapping"))
+            if not new_mapping:
+                data["mapping"] = sources.check_mapping(source)
         if not data.get("mapping"):
             raise Invalid("no mapping", errors={"mapping": ["give the column mapping"]})
         with self.db.transaction() as tx:
             import_id, upload = imports.create_import(tx, ctx, data, defaults)
+            if new_mapping:
+                # Saved on the source only once it fits the file (create_import checked it),
+                # in the import's own transaction.
+                from psycopg2.extras import Json
+                before = sources.source_out(source)
+                tx.execute("UPDATE data_sources SET mapping = %s WHERE org_id = %s AND id = %s",
+                           (Json(data["mapping"]), ctx["org_id"], str(source["id"])))
+                audit.record(tx, ctx, "data_source.updated", "data_source", source["id"],
+                             _audited(before), _audited(sources.source_out(
+                                 sources.get(tx, ctx, source["id"]))))
             if data["mode"] is None:
                 data["mode"] = "sync" if upload["size"] <= imports.SYNC_LIMIT else "job"
             if data["mode"] == "job":
@@ -287,7 +294,8 @@ class ContactsService(base.ServiceBase):
         error class (Invalid, NotFound)."""
         from eventlet.green import subprocess
         request = json.dumps({"op": op, "source_id": str(row["id"]), "org_id": ctx["org_id"],
-                              "files": files or []})
+                              "files": files or [], "dsn": database_url(self.config, "contacts"),
+                              "secret_key": self.config.get("SECRET_KEY")})
         proc = subprocess.Popen([sys.executable, "-m", "services.contacts.sftp_job"], cwd=ROOT,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
@@ -301,9 +309,11 @@ class ContactsService(base.ServiceBase):
         try:
             answer = json.loads(out)
         except ValueError:
-            last = (err or b"").decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
-            log.error("sftp job for data source %s failed: %s", row["id"], last[0])
-            raise Invalid("the SFTP operation failed", errors={"sftp": last})
+            # A crash: its traceback is for the log, not for the client (it may name hosts).
+            log.error("sftp job for data source %s failed:\n%s", row["id"],
+                      (err or b"").decode("utf-8", "replace")[-4000:])
+            raise Invalid("the SFTP operation failed", errors={"sftp": [
+                "an internal error; the contacts service log has the details"]})
         if answer["ok"]:
             return answer["result"]
         error = answer["error"]
@@ -339,9 +349,11 @@ class ContactsService(base.ServiceBase):
             raise Invalid("not an SFTP source", errors={"kind": ["upload files to a file source"]})
         with self._sync_failures(ctx, row):
             uploads = self._sftp(ctx, row, "fetch", data["files"])
-        queued = []
-        for upload_id in uploads:
-            with self.db.transaction() as tx:
+        # Every chosen file is queued, or none is (a file the mapping does not fit refuses the
+        # sync; its fetched bytes are purged with the other unused uploads).
+        with self._sync_failures(ctx, row), self.db.transaction() as tx:
+            queued = []
+            for upload_id in uploads:
                 import_id, _ = imports.create_import(tx, ctx, {
                     "upload_id": upload_id, "mapping": mapping, "data_source_id": row["id"]},
                     defaults)
@@ -397,13 +409,18 @@ class ContactsService(base.ServiceBase):
         if data.get("contact_ids") is None:
             # The filter is the contact list's query: the same schema checks it, and an unknown
             # key is refused (ignoring it would tag every contact).
-            if not data.get("filter"):
-                raise Invalid("say which contacts", errors={"filter": [
-                    "give contact_ids or a filter (an empty filter would select every contact)"]})
             try:
-                data["filter"] = load(s.ContactQuery(unknown=RAISE), data["filter"])
+                loaded = load(s.ContactQuery(), data.get("filter") or {})
             except Invalid as err:
                 raise Invalid("invalid filter", errors={f"filter.{k}": v for k, v in err.errors.items()})
+            # What selects: paging keys and empty values do not.
+            data["filter"] = {k: v for k, v in loaded.items()
+                              if k not in ("after", "limit") and v is not None
+                              and not (isinstance(v, str) and not v.strip())}
+            if not data["filter"]:
+                raise Invalid("say which contacts", errors={"filter": [
+                    "give contact_ids or a filter that selects (an empty one would select every"
+                    " contact)"]})
         with self.db.transaction() as tx:
             return audience.bulk_tag(tx, ctx, data)
 

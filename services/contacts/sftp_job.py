@@ -7,20 +7,21 @@ one JSON answer from its stdout: {"ok": true, "result": ...} or {"ok": false, "e
 errors, ...}}. paramiko's transport thread, under the service's eventlet hub, shared the hub's
 file descriptors with the database connections of concurrent requests ("Second simultaneous read
 on fileno"); here it shares nothing. `fetch` stores each chosen file in the upload store (one
-transaction a file) and answers the upload ids. The source row, its password and the database
-come from this process's own configuration (the service's environment), never from argv."""
+transaction a file) and answers the upload ids. The service passes its database URL and SECRET_KEY
+on stdin (never argv); the source row and its encrypted password are read from the database."""
 import json
 import logging
 import sys
 
-from services.common.config import database_url, load_config
+import paramiko
+
 from services.common.errors import DomainError, Invalid, NotFound
 from services.contacts import sources
 from services.contacts.import_worker import Tx, connect
 
 
 def run(request, config):
-    conn = connect(database_url(config, "contacts"), name="contacts-sftp")
+    conn = connect(request["dsn"], name="contacts-sftp")
     try:
         tx = Tx(conn)
         ctx = {"org_id": request["org_id"]}
@@ -56,9 +57,15 @@ def main():
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     try:
         request = json.loads(sys.stdin.read())
-        answer = {"ok": True, "result": run(request, load_config())}
+        # The service's own configuration comes with the request (its SECRET_KEY decrypts the
+        # stored password), so the job reads exactly what the service would.
+        answer = {"ok": True, "result": run(request, {"SECRET_KEY": request["secret_key"]})}
     except DomainError as err:
         answer = {"ok": False, "error": dict(err.payload, kind=type(err).__name__)}
+    except (OSError, EOFError, paramiko.SSHException) as err:
+        # The server went away mid-transfer (paramiko raises these kinds too): say so plainly.
+        answer = {"ok": False, "error": {"kind": "Invalid", "message": "the SFTP server failed",
+                                         "errors": {"sftp": [f"{type(err).__name__}: {str(err)[:200]}"]}}}
     sys.stdout.write(json.dumps(answer, default=str))
 
 

@@ -236,3 +236,24 @@ def test_a_source_import_that_fails_records_it_on_the_source(owner):
     result = owner.get(f"/api/v1/data-sources/{source['id']}").json()["last_result"]
     assert (result["status"], result["import_id"]) == ("failed", imp["id"])
     assert "unterminated quote" in result["error"]
+
+
+def test_a_new_mapping_is_saved_on_the_source_only_when_it_fits(owner):
+    source = owner.post("/api/v1/data-sources", json={"kind": "file", "name": "Scans",
+                                                      "mapping": HANDMADE}).json()
+    saved = source["mapping"]
+    assert dict(saved, custom=None) == dict(HANDMADE, custom=None)
+    data = read_fixture("contacts", "tradeshow_leads_handmade.csv")
+    nul = owner.post(f"/api/v1/data-sources/{source['id']}/imports", files={"file": ("a.csv", data)},
+                     data={"mapping": json.dumps({"email": "E\u0000mail"})})
+    assert nul.status_code == 400, nul.text
+    assert nul.json()["errors"] == {"mapping.email": ["contains a NUL character"]}
+    missing = owner.post(f"/api/v1/data-sources/{source['id']}/imports", files={"file": ("a.csv", data)},
+                         data={"mapping": json.dumps({"email": "Work e-mail"})})
+    assert missing.status_code == 400, missing.text
+    assert owner.get(f"/api/v1/data-sources/{source['id']}").json()["mapping"] == saved
+    fits = owner.post(f"/api/v1/data-sources/{source['id']}/imports", files={"file": ("a.csv", data)},
+                      data={"mapping": json.dumps({"email": "E-mail", "name": "Name"})})
+    assert fits.status_code == 202, fits.text
+    assert owner.get(f"/api/v1/data-sources/{source['id']}").json()["mapping"]["email"] == "E-mail"
+    assert "phone" not in owner.get(f"/api/v1/data-sources/{source['id']}").json()["mapping"]

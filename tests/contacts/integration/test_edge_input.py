@@ -120,6 +120,9 @@ def test_bulk_tagging_needs_contact_ids_or_a_filter_it_understands(owner):
     assert empty.status_code == 400 and "filter" in empty.json()["errors"]
     bogus = owner.post("/api/v1/contacts/bulk-tags", json={"tags": ["x"], "filter": {"bogus": 1}})
     assert bogus.status_code == 400 and "filter.bogus" in bogus.json()["errors"]
+    for selects_nothing in ({"limit": 10}, {"q": " "}, {"active": None}):
+        resp = owner.post("/api/v1/contacts/bulk-tags", json={"tags": ["x"], "filter": selects_nothing})
+        assert resp.status_code == 400 and "filter" in resp.json()["errors"], selects_nothing
     assert owner.get("/api/v1/contacts").json()["contacts"][0]["tags"] == []
 
 
