@@ -61,37 +61,63 @@ def _group_alive(pgid):
     return False
 
 
+def _running(pid):
+    """Whether process `pid` exists and is not a zombie (killed, its exit not yet collected)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def reap_orphans():
-    """Kills test-stack processes (OUTREACH_TEST=1 in their environment) whose database is gone:
-    left by a test run that was itself killed before it could stop its stack."""
+    """Kills test-stack processes (OUTREACH_TEST=1 in their environment) left by a test run that
+    was itself killed before it could stop its stack: their test run's process is gone, or their
+    database is. Then drops the databases of such runs."""
     conn = psycopg2.connect(ADMIN_DSN)
+    conn.autocommit = True
     try:
         cur = conn.cursor()
         cur.execute("SELECT datname FROM pg_database")
         live = {r[0] for r in cur.fetchall()}
+        orphaned = set()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) == os.getpid():
+                continue
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+            except OSError:
+                continue
+            if env.get(b"OUTREACH_TEST") != b"1":
+                continue
+            db = env.get(b"DATABASE_URL", b"").rsplit(b"/", 1)[-1].decode(errors="replace")
+            owner = env.get(b"OUTREACH_TEST_OWNER", b"").decode(errors="replace")
+            owner_gone = owner.isdigit() and not _running(owner)
+            if db.startswith("outreach_test_") and (owner_gone or db not in live):
+                try:
+                    os.kill(int(entry), signal.SIGKILL)
+                except OSError:
+                    pass
+                if db in live:
+                    orphaned.add(db)
+        for db in live:
+            # outreach_test_<owner pid>_<tag>: the run that made it is gone.
+            pid = db.split("_")[2] if db.startswith("outreach_test_") and db.count("_") >= 3 else ""
+            if pid.isdigit() and not _running(pid):
+                orphaned.add(db)
+        for db in orphaned:
+            cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            if shutil.which("rabbitmqctl"):
+                rabbitmqctl("delete_vhost", db)  # the stack's vhost has the database's name
     finally:
         conn.close()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
-        except OSError:
-            continue
-        if env.get(b"OUTREACH_TEST") != b"1":
-            continue
-        db = env.get(b"DATABASE_URL", b"").rsplit(b"/", 1)[-1].decode(errors="replace")
-        if db.startswith("outreach_test_") and db not in live:
-            try:
-                os.kill(int(entry), signal.SIGKILL)
-            except OSError:
-                pass
 
 
 class Stack:
     def __init__(self, workdir):
-        tag = uuid.uuid4().hex[:10]
+        # The owner's pid in the name: a later run drops what a killed run left (reap_orphans).
+        tag = f"{os.getpid()}_{uuid.uuid4().hex[:10]}"
         self.workdir = workdir
         self.db_name = f"outreach_test_{tag}"
         self.vhost = f"outreach_test_{tag}"
@@ -118,6 +144,8 @@ class Stack:
             "SMTP_SINK_DIR": os.path.join(self.workdir, "mail"),
             "PUBLIC_BASE_URL": PUBLIC_BASE_URL, "PYTHONPATH": ROOT, "RPC_TIMEOUT": "30",
             "LOG_LEVEL": "INFO", "OUTREACH_TEST": "1",
+            # Whose stack this is: a later run reaps it if this process died without stopping it.
+            "OUTREACH_TEST_OWNER": str(os.getpid()),
         })
         if self.twilio is not None:
             env["TWILIO_API_BASE"] = self.twilio.url
