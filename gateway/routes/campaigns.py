@@ -8,6 +8,7 @@ from flask import Blueprint, g
 from gateway.api import endpoint
 from gateway.rpc import rpc
 from services.campaigns import schemas as s
+from services.common.schemas import EmptyBody
 
 bp = Blueprint("campaigns", __name__, url_prefix="/api/v1")
 
@@ -94,14 +95,14 @@ def get_run(run_id):
 
 
 @bp.post("/runs/<run_id>/cancel")
-@endpoint("operate", body=s.EmptyBody(), response=s.RunOut(), summary="Cancel a queued or running run (stops further drafts and sends)",
+@endpoint("operate", body=EmptyBody(), response=s.RunOut(), summary="Cancel a queued or running run (stops further drafts and sends)",
           tags=["runs"])
 def cancel_run(run_id, body):
     return rpc.campaigns.cancel_run(g.ctx, run_id)
 
 
 @bp.post("/runs/<run_id>/approve-all")
-@endpoint("operate", body=s.EmptyBody(), response=s.ApproveRunOut(), summary="Approve every draft of the run awaiting approval", tags=["drafts"])
+@endpoint("operate", body=EmptyBody(), response=s.ApproveRunOut(), summary="Approve every draft of the run awaiting approval", tags=["drafts"])
 def approve_run(run_id, body):
     return rpc.campaigns.approve_run(g.ctx, run_id)
 
@@ -133,6 +134,6 @@ def reject_draft(draft_id, body):
 
 
 @bp.post("/drafts/<draft_id>/retry")
-@endpoint("operate", body=s.EmptyBody(), response=s.DraftOut(), summary="Write and review a failed draft again", tags=["drafts"])
+@endpoint("operate", body=EmptyBody(), response=s.DraftOut(), summary="Write and review a failed draft again", tags=["drafts"])
 def retry_draft(draft_id, body):
     return rpc.campaigns.retry_draft(g.ctx, draft_id)

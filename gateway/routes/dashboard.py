@@ -11,7 +11,7 @@ from gateway.api import endpoint
 from gateway.permissions import allowed
 from gateway.routes.messaging import CommunicationOut
 from gateway.rpc import rpc
-from services.campaigns.schemas import EmptyBody
+from services.common.schemas import EmptyBody
 
 bp = Blueprint("dashboard", __name__, url_prefix="/api/v1")
 

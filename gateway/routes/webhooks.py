@@ -8,22 +8,14 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from gateway.api import endpoint
 from gateway.errors import ApiError
 from gateway.rpc import rpc
+from services.common.config import inbound_email_max_bytes
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
 # Raw inbound email: 25 MB like common MTAs (Gmail, Microsoft 365), INBOUND_EMAIL_MAX_BYTES in
 # config.yml to change it. Provider webhooks: 30 MB, SendGrid Inbound Parse's own limit.
-DEFAULT_MAX_EMAIL_BYTES = 25 * 1024 * 1024
 MAX_WEBHOOK_BYTES = 30 * 1024 * 1024
 CHUNK = 1024 * 1024
-
-
-def max_email_bytes():
-    try:
-        value = int(current_app.config.get("INBOUND_EMAIL_MAX_BYTES") or DEFAULT_MAX_EMAIL_BYTES)
-    except (TypeError, ValueError):
-        value = DEFAULT_MAX_EMAIL_BYTES
-    return value if value > 0 else DEFAULT_MAX_EMAIL_BYTES
 
 
 def read_body(limit, what):
@@ -61,7 +53,7 @@ def _mb(limit):
           summary="Receive one raw email (message/rfc822, at most 25 MB) for the organization "
                   "the key names; larger messages are answered 413")
 def inbound_email(key):
-    raw = read_body(max_email_bytes(), "the message")
+    raw = read_body(inbound_email_max_bytes(current_app.config), "the message")
     if not raw or not raw.strip():
         raise ApiError(400, "invalid", "the body must be a raw RFC 5322 message",
                        errors={"body": ["empty message"]})
@@ -83,7 +75,6 @@ FORWARDED = ("Authorization", "Content-Type", "X-Twilio-Signature",
 
 
 def public_url():
-    from flask import current_app
     host = request.headers.get("X-Forwarded-Host")
     if host:
         proto = (request.headers.get("X-Forwarded-Proto") or "https").split(",")[0].strip()

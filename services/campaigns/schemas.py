@@ -28,10 +28,6 @@ class Id(fields.UUID):
         return str(super()._deserialize(value, attr, data, **kwargs))
 
 
-class EmptyBody(Strict):
-    """Actions that take no input (cancel, approve-all, retry): a body with fields is refused."""
-
-
 def text(max_len, required=False, **kw):
     if required:
         return fields.String(required=True, validate=validate.Length(min=1, max=max_len), **kw)

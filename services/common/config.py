@@ -27,6 +27,19 @@ def database_url(config, service):
     return urls.get(service) or config["DATABASE_URL"]
 
 
+INBOUND_EMAIL_MAX_BYTES = 25 * 1024 * 1024  # as common MTAs (Gmail, Microsoft 365) take
+
+
+def inbound_email_max_bytes(config):
+    """The largest raw inbound email accepted: INBOUND_EMAIL_MAX_BYTES, or 25 MB when it is unset
+    or not a positive number. The gateway answers 413 above it; messaging refuses it too."""
+    try:
+        value = int(config.get("INBOUND_EMAIL_MAX_BYTES") or INBOUND_EMAIL_MAX_BYTES)
+    except (TypeError, ValueError):
+        return INBOUND_EMAIL_MAX_BYTES
+    return value if value > 0 else INBOUND_EMAIL_MAX_BYTES
+
+
 DEV_SECRET_PREFIX = "dev-only"
 
 

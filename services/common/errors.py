@@ -40,6 +40,12 @@ class Invalid(DomainError):
         super().__init__(message, errors=errors or {}, **details)
         self.errors = errors or {}
 
+    def summary(self, limit=1000):
+        """The message and every field's reasons on one line, for a stored status
+        ("the CSV is malformed: record 2 (line 3): a quoted cell is never closed")."""
+        reasons = [str(m) for ms in self.errors.values() for m in (ms if isinstance(ms, list) else [ms])]
+        return (f"{self.message}: {'; '.join(reasons)}" if reasons else self.message)[:limit]
+
 
 class Conflict(DomainError):
     code = "conflict"

@@ -39,6 +39,10 @@ class Strict(Schema):
         raise ValidationError(out, data=data, valid_data=error.valid_data)
 
 
+class EmptyBody(Strict):
+    """Actions that take no input (cancel, approve-all, retry, skip): a body with fields is refused."""
+
+
 def load(schema, data, partial=False):
     try:
         return schema.load(data if data is not None else {}, partial=partial)

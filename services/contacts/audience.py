@@ -134,9 +134,8 @@ def bulk_tag(tx, ctx, data):
             raise NotFound("contacts not found", errors={"contact_ids": [
                 f"no contact {i}" for i in missing[:20]]})
         return tag_where(tx, ctx, data, "c.id = ANY(%s::uuid[])", [ids])
-    # Every filter of the contact list (paging aside) selects here too.
-    q = {k: v for k, v in data["filter"].items() if k not in ("after", "limit", "with_summary")}
-    where, params = contact_rules.filter_sql(tx, ctx, q)
+    # The contact list's filters (the service loaded them and kept those that select).
+    where, params = contact_rules.filter_sql(tx, ctx, data["filter"])
     return tag_where(tx, ctx, data, where, params)
 
 

@@ -9,12 +9,6 @@ from services.contacts import normalize, segments
 from services.contacts.store import ContactStore, new_id, opted_out_sql
 
 
-def refusal(warning):
-    """An import's warning ("...: dropped", "...: ignored") said as the reason a request is
-    refused: here nothing was dropped, the whole request was."""
-    return re.sub(r": (dropped|ignored)$", "", warning)
-
-
 def serialize(row, default_timezone=None):
     unsub = {"email": bool(row.get("unsub_email")), "sms": bool(row.get("unsub_sms")),
              "phone": bool(row.get("unsub_phone"))}
@@ -47,7 +41,7 @@ def normalise_input(data, defaults, partial=False):
         else:
             e = normalize.email(data["email"])
             if e.warning:
-                errors["email"] = [refusal(e.warning)]
+                errors["email"] = [e.reason]
             values["email"] = e.value
     if "phone" in data:
         if data["phone"] in (None, ""):
@@ -56,7 +50,7 @@ def normalise_input(data, defaults, partial=False):
             region = normalize.country(data.get("country")) or defaults.get("default_country") or "US"
             p = normalize.phone(data["phone"], region)
             if p.warning:
-                errors["phone"] = [refusal(p.warning)]
+                errors["phone"] = [p.reason]
             else:
                 values["phone"], values["phone_extension"] = p.value
     if data.get("phone_extension"):
@@ -67,7 +61,7 @@ def normalise_input(data, defaults, partial=False):
         else:
             tz = normalize.timezone(data["timezone"])
             if tz.warning:
-                errors["timezone"] = [refusal(tz.warning)]
+                errors["timezone"] = [tz.reason]
             values["timezone"] = tz.value
     for f in ("name", "first_name", "last_name"):
         if f in data:

@@ -244,11 +244,7 @@ def run_job(dsn, owner, import_id, pool=None):
             conn.rollback()
             if not isinstance(err, imports.Invalid):
                 log.exception("import %s failed", import_id)
-            message = getattr(err, "message", None) or "the import failed"
-            details = [m for ms in (getattr(err, "errors", None) or {}).values()
-                       for m in (ms if isinstance(ms, list) else [ms])]
-            if details:
-                message = f"{message}: {'; '.join(str(d) for d in details)}"[:1000]
+            message = err.summary() if isinstance(err, imports.Invalid) else "the import failed"
             ocur.execute("UPDATE imports SET status = 'failed', error = %s, finished_at = now()"
                          " WHERE id = %s", (message, import_id))
             if imp["data_source_id"]:

@@ -18,12 +18,14 @@ TRUE_WORDS = {"1", "true", "t", "yes", "y", "x", "on", "unsubscribed", "opted ou
 
 
 class Result:
-    """A normalised value and, when the input was unusable, the warning to report."""
+    """A normalised value and, when the input was unusable, why (`reason`, what a refused request
+    says) and the warning an import reports (the reason and what the import did about it)."""
 
-    __slots__ = ("value", "warning", "extra")
+    __slots__ = ("value", "warning", "extra", "reason")
 
-    def __init__(self, value=None, warning=None, extra=None):
-        self.value, self.warning, self.extra = value, warning, extra
+    def __init__(self, value=None, warning=None, extra=None, consequence=None):
+        self.value, self.extra, self.reason = value, extra, warning
+        self.warning = f"{warning}: {consequence}" if warning and consequence else warning
 
 
 def clean(value):
@@ -117,7 +119,8 @@ def phone(value, region="US"):
         return Result(None, f"invalid phone {raw!r}: {err}")
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if not (phonenumbers.is_valid_number(number) or DRAMA_RANGE.match(e164)):
-        return Result(None, f"invalid phone {raw!r} for region {region or 'US'}: dropped")
+        return Result(None, f"invalid phone {raw!r} for region {region or 'US'}",
+                      consequence="dropped")
     return Result((e164, number.extension or None), None, extra)
 
 
@@ -231,10 +234,11 @@ def _timezone(raw):
             "_".join(w.capitalize() for w in part.split("_"))
             for part in re.split("_slash_", raw, flags=re.I))
     if OFFSET.match(raw):
-        return Result(None, f"time zone {raw!r} is an offset, not an IANA zone: ignored")
+        return Result(None, f"time zone {raw!r} is an offset, not an IANA zone",
+                      consequence="ignored")
     zone = _zones().get(candidate.replace(" ", "_").lower())
     if zone is None:
-        return Result(None, f"unknown time zone {raw!r}: ignored")
+        return Result(None, f"unknown time zone {raw!r}", consequence="ignored")
     return Result(zone)
 
 

@@ -12,6 +12,7 @@ from nameko.timer import timer
 from services.common import audit
 from services.common import rpc as remote
 from services.common import service as base  # a module, so `nameko run` finds only this class
+from services.common.config import inbound_email_max_bytes
 from services.common.context import context
 from services.common.db import Database
 from services.common.errors import Forbidden, Invalid, NotFound
@@ -23,9 +24,6 @@ from services.messaging import schemas
 
 log = logging.getLogger(__name__)
 
-# The gateway answers 413 above INBOUND_EMAIL_MAX_BYTES before calling; this is the same bound
-# for callers that reach the RPC directly.
-DEFAULT_MAX_INBOUND_BYTES = 25 * 1024 * 1024
 SWEEP_BATCH = 500
 SWEEP_AFTER_SECONDS = 60
 
@@ -241,7 +239,7 @@ class MessagingService(base.ServiceBase):
             raise Invalid("invalid input", errors={"body": ["not base64"]})
         if not raw.strip():
             raise Invalid("invalid input", errors={"body": ["empty message"]})
-        if len(raw) > self._max_inbound_bytes():
+        if len(raw) > inbound_email_max_bytes(self.config):
             raise Invalid("invalid input", errors={"body": ["message too large"]})
         parsed = inbound_email.parse(raw)
         if not parsed["from_address"] or "@" not in parsed["from_address"]:
@@ -262,13 +260,6 @@ class MessagingService(base.ServiceBase):
             except inbound.DuplicateRace:
                 continue
         raise inbound.DuplicateRace()
-
-    def _max_inbound_bytes(self):
-        try:
-            value = int(self.config.get("INBOUND_EMAIL_MAX_BYTES") or DEFAULT_MAX_INBOUND_BYTES)
-        except (TypeError, ValueError):
-            value = DEFAULT_MAX_INBOUND_BYTES
-        return value if value > 0 else DEFAULT_MAX_INBOUND_BYTES
 
     def _find_contact(self, org_id, address):
         if not address:

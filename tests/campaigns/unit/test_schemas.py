@@ -4,7 +4,7 @@ import pytest
 
 from services.campaigns import schemas
 from services.common.errors import Invalid
-from services.common.schemas import load
+from services.common.schemas import EmptyBody, load
 
 
 def errors_of(schema, data):
@@ -22,7 +22,7 @@ def test_reject_takes_note_and_says_so_when_given_reason():
 def test_every_request_schema_refuses_unknown_fields():
     request_schemas = [schemas.GoalSchema, schemas.TemplateSchema, schemas.AgentSchema,
                        schemas.CampaignSchema, schemas.StartRunSchema, schemas.PreflightQuery,
-                       schemas.NoteSchema, schemas.EmptyBody, schemas.PageQuery, schemas.AgentQuery,
+                       schemas.NoteSchema, EmptyBody, schemas.PageQuery, schemas.AgentQuery,
                        schemas.TemplateQuery, schemas.CampaignQuery, schemas.RunQuery,
                        schemas.DraftQuery]
     for cls in request_schemas:
