@@ -12,6 +12,7 @@ from gateway import auth
 from gateway.api import bad_text, endpoint
 from gateway.rpc import rpc
 from services.common import errors as e
+from services.common.schemas import Strict
 from services.identity import schemas as s
 
 bp = Blueprint("identity", __name__)
@@ -108,7 +109,7 @@ class TeammateAddedOut(TeammateOut):
     notice = fields.String(metadata={"description": "present for an existing account"})
 
 
-class RevokeClientQuery(Schema):
+class RevokeClientQuery(Strict):
     everywhere = fields.Boolean(load_default=False, metadata={
         "description": "revoke for every organization of the client (needs owner/admin in each)"})
 

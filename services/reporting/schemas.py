@@ -1,14 +1,12 @@
 """Marshmallow schemas for the reporting RPC and the events it consumes."""
-from marshmallow import EXCLUDE, INCLUDE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
+from services.common.schemas import Strict
 from services.reporting.metrics import CHANNELS
 
 
-class AnalyticsQuery(Schema):
+class AnalyticsQuery(Strict):
     """Filters of `analytics(ctx, query)`. Dates are UTC days (YYYY-MM-DD), both inclusive."""
-
-    class Meta:
-        unknown = EXCLUDE
 
     from_ = fields.Date(data_key="from", load_default=None, allow_none=True)
     to = fields.Date(load_default=None, allow_none=True)
