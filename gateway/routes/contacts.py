@@ -12,11 +12,12 @@ import json
 from flask import Blueprint, Response, current_app, g, request
 from marshmallow import ValidationError, Schema, fields, validate
 
-from gateway.api import _json_body, endpoint, unstorable
+from gateway.api import _json_body, _load, endpoint, unstorable
 from gateway.errors import ApiError
 from gateway.rpc import rpc
 from services.common import errors as e
 from services.contacts import schemas as s
+from services.contacts.consent import MAX_BATCH
 
 bp = Blueprint("contacts", __name__)
 V1 = "/api/v1"
@@ -280,7 +281,7 @@ def start_import():
     else:
         if not request.is_json:
             raise ApiError(400, "invalid", "send multipart `file` + `mapping`, or JSON {upload_id, mapping}")
-        body = _load(ImportJson(), _json_body())
+        body = _load(ImportJson(), _json_body(), "body")
         upload_id, mapping = str(body["upload_id"]), body["mapping"]
         mode = mode or body.get("mode")
     if mode not in (None, "", "sync", "job"):
@@ -535,14 +536,16 @@ def _org_slugs(client):
 
 
 def _target_org(client, group_id=None, org_slug=None, org_id=None):
-    """The organization the call concerns: the group's, the named one, or the default."""
+    """The organization the call concerns: the group's, the named one, or the default. group_id
+    and org_slug together are refused (spec 3.11)."""
+    if group_id and org_slug:
+        raise ApiError(400, "invalid_request", "give group_id or org_slug, not both")
     allowed = list(client.get("org_ids") or [])
     if group_id:
-        for oid in allowed:
-            groups = rpc.contacts.list_unsubscribe_groups(_client_ctx(client, oid))
-            if any(gr["id"] == group_id for gr in groups):
-                return oid
-        raise ApiError(403, "unauthorized_organization", "the group is outside this credential's scope")
+        owner = rpc.contacts.unsubscribe_group_owner(group_id, allowed)
+        if owner is None:
+            raise ApiError(403, "unauthorized_organization", "the group is outside this credential's scope")
+        return owner
     if org_slug or org_id:
         wanted = org_id
         if org_slug:
@@ -712,8 +715,6 @@ def api_list(channel, query):
         q = {k: carried[k] for k in ("group_id", "since", "until")}
         q["cursor"] = carried["after"]
     else:
-        if query.get("group_id") and query.get("org_slug"):
-            raise ApiError(400, "invalid_request", "give group_id or org_slug, not both")
         group_id = str(query["group_id"]) if query.get("group_id") else None
         org_id = _target_org(client, group_id, query.get("org_slug"))
         q = {"group_id": group_id, "since": query.get("since"), "until": query.get("until"), "cursor": None}
@@ -726,7 +727,7 @@ def api_list(channel, query):
     return page
 
 
-MAX_ITEMS = 10000
+MAX_ITEMS = MAX_BATCH  # the contacts service's own bound, checked here before the RPC
 
 
 def _batch(channel, unsubscribed):
@@ -748,8 +749,6 @@ def _batch(channel, unsubscribed):
         # item_error names an item's problem, spec 3.11).
         raise ApiError(400, "invalid_request", f"at most {MAX_ITEMS:,} items per request",
                        errors={"items": [f"{len(body['items']):,} items; at most {MAX_ITEMS:,}"]})
-    if body.get("group_id") and body.get("org_slug"):
-        raise ApiError(400, "invalid_request", "give group_id or org_slug, not both")
     group_id = str(body["group_id"]) if body.get("group_id") else None
     org_id = _target_org(client, group_id, body.get("org_slug"))
     try:
@@ -775,14 +774,6 @@ def api_add(channel):
 def api_remove(channel):
     """Opt identifiers back in (<= 10,000 items, all-or-nothing, idempotent; phones in E.164)."""
     return _batch(channel, False)
-
-
-def _load(schema, data):
-    from marshmallow import ValidationError
-    try:
-        return schema.load(data if isinstance(data, dict) else {})
-    except ValidationError as err:
-        raise ApiError(400, "invalid", "invalid body", errors=err.messages)
 
 
 def _jsonable(data):

@@ -65,8 +65,7 @@ def change_batch(tx, ctx, data):
         # Not an item's fault: the spec's item errors name one item; this is the request's.
         raise Invalid("too many items", errors={"items": [f"at most {MAX_BATCH} items per request"]})
     if not items:
-        raise Invalid("no items", errors={"items": ["give at least one item"]},
-                      error_code="invalid_item", item_error="missing identifier")
+        raise Invalid("no items", errors={"items": ["give at least one item"]})
     seen, idents = set(), []
     for i, item in enumerate(items):
         raw = item.get("identifier") if isinstance(item, dict) else item

@@ -19,7 +19,7 @@ from services.common.config import ROOT, database_url
 from services.common.context import context
 from services.common.db import Database
 from services.common.errors import Invalid, NotFound
-from services.common.schemas import load
+from services.common.schemas import is_uuid, load
 from services.contacts import audience, consent, contacts, imports, ratelimit, sources
 from services.contacts import schemas as s
 from services.contacts import normalize
@@ -328,12 +328,8 @@ class ContactsService(base.ServiceBase):
         try:
             yield
         except Invalid as err:
-            details = "; ".join(str(m) for ms in (err.errors or {}).values()
-                                for m in (ms if isinstance(ms, list) else [ms]))
             with self.db.transaction() as tx:
-                imports.record_sync(tx, row["id"], {
-                    "status": "failed", "error": f"{err.message}: {details}"[:1000] if details
-                    else err.message})
+                imports.record_sync(tx, row["id"], {"status": "failed", "error": err.summary()})
             raise
 
     @rpc
@@ -551,6 +547,18 @@ class ContactsService(base.ServiceBase):
         ctx = context(ctx)
         with self.db.transaction() as tx:
             return consent.list_groups(tx, [ctx["org_id"]])
+
+    @rpc
+    def unsubscribe_group_owner(self, group_id, org_ids):
+        """Which of `org_ids` (the organizations an API credential reaches) owns the group, or
+        None: one lookup, for the Unsubscribe API's group_id targeting (no ctx: the answer is
+        bounded by the credential's organizations)."""
+        if not is_uuid(group_id) or not isinstance(org_ids, list) or not all(map(is_uuid, org_ids)):
+            return None
+        with self.db.transaction() as tx:
+            row = tx.one("SELECT org_id FROM unsubscribe_groups WHERE id = %s AND org_id = ANY(%s::uuid[])",
+                         (str(group_id), [str(o) for o in org_ids]))
+        return str(row["org_id"]) if row else None
 
     @rpc
     def count_api_request(self, client_id):
