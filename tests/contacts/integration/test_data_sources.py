@@ -257,3 +257,17 @@ def test_a_new_mapping_is_saved_on_the_source_only_when_it_fits(owner):
     assert fits.status_code == 202, fits.text
     assert owner.get(f"/api/v1/data-sources/{source['id']}").json()["mapping"]["email"] == "E-mail"
     assert "phone" not in owner.get(f"/api/v1/data-sources/{source['id']}").json()["mapping"]
+
+
+def test_a_sync_queues_every_chosen_file_or_none(owner, sftp):
+    sftp.put("good.csv", read_fixture("contacts", "tradeshow_leads_handmade.csv"))
+    sftp.put("other.csv", b"Work mail,Full name\r\nana@example.com,Ana\r\n")  # the mapping does not fit
+    source = owner.post("/api/v1/data-sources", json={
+        "kind": "sftp", "name": "Drop", "mapping": HANDMADE,
+        "sftp": {"host": "127.0.0.1", "port": sftp.port, "username": USER, "password": PASSWORD,
+                 "path": "/exports", "host_key_fingerprint": sftp.fingerprint}}).json()
+    resp = owner.post(f"/api/v1/data-sources/{source['id']}/sync", json={"files": ["good.csv", "other.csv"]})
+    assert resp.status_code == 400, resp.text
+    assert "no column 'E-mail'" in str(resp.json()["errors"])
+    assert owner.get(f"/api/v1/data-sources/{source['id']}").json()["imports"] == []
+    assert owner.get("/api/v1/contacts/imports").json()["imports"] == []
