@@ -1,8 +1,10 @@
 """Running one import set-based (in the import worker process, never under eventlet): the file is
-read chunk by chunk, each record normalised (importer.candidate) and deduplicated inside the file
-on its keys (only the keys are kept in memory), and COPYed into a temporary staging table; then a
-handful of set-based statements merge the staged records into contacts, tags and unsubscribes and
-write every record's outcome. All in the caller's transaction: a bad file (or a crash) leaves
+read in batches; each record is normalised (importer.staged, in a pool of processes for big
+files) and deduplicated inside the file on its keys (only the keys are kept in memory); each
+batch is COPYed into a temporary table and written at once: people new to the organization become
+contacts with their tags, unsubscribes and outcome while the next batches are normalised. What
+needs the whole file (people the database already held, records repeating earlier ones) is kept
+and merged set-based at the end. All in the caller's transaction: a bad file (or a crash) leaves
 nothing half-written.
 
 Outcomes (docs/contacts.md): inside the file the first record wins and later records of the same
@@ -13,30 +15,42 @@ import collections
 import csv
 import io
 import json
+import queue
+import random
+import threading
+import time
 
 from services.contacts import importer, reader
 
 STAGE_BATCH = 5000
 IN_FLIGHT = 4          # batches handed to the normalising processes and not yet staged
+WRITE_AHEAD = 4        # normalised batches waiting for the writing thread
+WRITE_TOGETHER = 4     # queued batches the writing thread writes as one
 PARALLEL_BYTES = 1 << 20  # uploads from this size normalise in the worker's process pool
 
+SCALARS = ("email", "phone", "phone_extension", "name", "first_name", "last_name", "timezone")
+STAGED = ("record", "new_id") + SCALARS + ("custom", "tags", "unsub", "warnings")
+# One batch of records as normalised: `grp` is the first record of the same person when the
+# record repeats an earlier one, else NULL (nearly every record). `import_stage` keeps, for the
+# end, the records whose outcome waits on the whole file: repeats, and first records of people
+# the database already held.
 STAGE_SQL = """
-CREATE TEMP TABLE import_stage (
-    record integer NOT NULL, grp integer NOT NULL, email text, phone text, phone_extension text,
+CREATE TEMP TABLE import_batch (
+    record integer NOT NULL, new_id uuid NOT NULL, email text, phone text, phone_extension text,
     name text, first_name text, last_name text, timezone text, custom jsonb, tags text[],
-    unsub text[], warnings jsonb) ON COMMIT DROP
+    unsub text[], warnings jsonb, grp integer) ON COMMIT DROP;
+CREATE TEMP TABLE import_stage (LIKE import_batch) ON COMMIT DROP;
+CREATE TEMP TABLE import_repeats (record integer, grp integer) ON COMMIT DROP;
+CREATE TEMP TABLE import_matches (
+    grp integer, id uuid, name text, first_name text, last_name text, email text, phone text,
+    phone_extension text, timezone text, custom jsonb) ON COMMIT DROP;
+CREATE TEMP TABLE import_existing (LIKE import_matches) ON COMMIT DROP;
 """
-STAGE_COPY = ("COPY import_stage (record, grp, email, phone, phone_extension, name, first_name,"
-              " last_name, timezone, custom, tags, unsub, warnings) FROM STDIN WITH (FORMAT csv)")
+STAGE_COPY = f"COPY import_batch ({', '.join(STAGED)}) FROM STDIN WITH (FORMAT csv)"
 REJECT_COPY = ("COPY import_rows (import_id, record, outcome, reason, warnings)"
                " FROM STDIN WITH (FORMAT csv)")
-SCALARS = ("email", "phone", "phone_extension", "name", "first_name", "last_name", "timezone")
-
-
-def _array(items):
-    """A PostgreSQL text[] literal (CSV-quoted later by the csv writer)."""
-    return "{" + ",".join('"' + t.replace("\\", "\\\\").replace('"', '\\"') + '"'
-                          for t in items) + "}"
+REPEATS_COPY = "COPY import_repeats (record, grp) FROM STDIN WITH (FORMAT csv)"
+COPY_READ = 1 << 18  # characters psycopg2 reads from a COPY's buffer at a time
 
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -46,41 +60,39 @@ def _json(value):
     return _encode(value)
 
 
-def _tail(c, writer, buf):
-    """The CSV text of a candidate's staged columns after record and grp (e-mail ... warnings)."""
-    v = c.values
-    buf.seek(0)
-    buf.truncate()
-    writer.writerow((v.get("email"), v.get("phone"), v.get("phone_extension"), v.get("name"),
-                     v.get("first_name"), v.get("last_name"), v.get("timezone"),
-                     _json(c.custom) if c.custom else None,
-                     _array(c.tags) if c.tags else None,
-                     _array(sorted(c.unsubscribe)) if c.unsubscribe else None,
-                     _json(c.warnings) if c.warnings else None))
-    return buf.getvalue()
+_VERSION_7 = (0x7 << 76) | (0b10 << 62)
 
 
-def normalise(batch, columns, plan):
-    """CPU only, runs in any process: [(number, values)] -> [(number, email, phone, tail)] for
-    candidates and [(number, reason, warnings_json)] for rejections."""
-    out = []
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    candidate, Rejection, record_of = importer.candidate, importer.Rejection, reader.record_of
+def normalise(batch, plan):
+    """CPU only, runs in any process: [(number, cells)] -> (the CSV text of the batch's staged
+    rows, [(number, e-mail, phone)] of each, [(number, reason, warnings JSON)] of each rejection,
+    whether any staged row has tags, whether any has unsubscribes).
+
+    Each staged row carries the id its contact gets if it is new: time-ordered (the version 7
+    layout: milliseconds, then the record number and random bits), so a file's new contacts land
+    next to each other in the id indexes instead of all over them."""
+    rows, keys, rejected = [], [], []
+    staged, Rejection = importer.staged, importer.Rejection
+    stamp = (int(time.time() * 1000) << 80) | (random.getrandbits(12) << 64) | _VERSION_7
+    bits = random.getrandbits
     for number, values in batch:
-        c = candidate(number, record_of(columns, values), plan)
-        if isinstance(c, Rejection):
-            out.append((number, c.reason, _json(c.warnings) if c.warnings else None))
+        row = staged(number, values, plan,
+                     f"{stamp | ((number & 0xFFFFFFFF) << 30) | bits(30):032x}")
+        if row.__class__ is Rejection:
+            rejected.append((number, row.reason, _json(row.warnings) if row.warnings else None))
         else:
-            out.append((number, c.values.get("email"), c.values.get("phone"), _tail(c, writer, buf)))
-    return out
+            rows.append(row)
+            keys.append((number, row[2], row[3]))
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows)
+    return (buf.getvalue(), keys, rejected, any(r[10] for r in rows), any(r[11] for r in rows))
 
 
 # The import worker's normalising processes (multiprocessing, forked before any thread or
-# connection exists) get the job's columns and plan with each batch.
+# connection exists) get the job's columns, mapping and defaults with each batch.
 def _normalise_task(args):
     batch, columns, mapping, defaults = args
-    return normalise(batch, columns, _plan(_freeze(mapping), _freeze(defaults)))
+    return normalise(batch, _plan(_freeze(mapping), _freeze(defaults), tuple(columns)))
 
 
 _PLANS = {}
@@ -90,24 +102,29 @@ def _freeze(d):
     return json.dumps(d, sort_keys=True)
 
 
-def _plan(mapping_json, defaults_json):
-    key = (mapping_json, defaults_json)
+def _plan(mapping_json, defaults_json, columns):
+    key = (mapping_json, defaults_json, columns)
     if key not in _PLANS:
         _PLANS.clear()
-        _PLANS[key] = importer.Plan(json.loads(mapping_json), json.loads(defaults_json))
+        _PLANS[key] = importer.Plan(json.loads(mapping_json), json.loads(defaults_json), columns)
     return _PLANS[key]
 
 
 class Stager:
-    """Deduplicates normalised records inside the file (first record of each e-mail / phone; only
-    the keys stay in memory) and COPYs them into the staging table in batches. Normalising runs
-    here, or in `pool` (a multiprocessing pool) for big files, a few batches in flight at most."""
+    """Reads the file in batches, has them normalised (here, or in `pool`, a multiprocessing pool,
+    for big files, a few batches in flight at most), deduplicates records inside the file (first
+    record of each e-mail / phone; only the keys stay in memory) and writes each batch as it
+    comes (write_batch): new people become contacts there and then, while the next batches are
+    read and normalised; what needs the whole file waits for merge().
 
-    def __init__(self, cur, import_id, mapping, defaults, on_progress=None, pool=None):
+    With a pool, the writing runs in a thread of its own (psycopg2 lets go of the GIL while
+    PostgreSQL works), so reading the file never waits on the database; batches that queue up
+    meanwhile are written together (fewer, bigger statements)."""
+
+    def __init__(self, cur, import_id, org_id, mapping, defaults, on_progress=None, pool=None):
         self.cur = cur
-        self.import_id = str(import_id)
+        self.import_id, self.org_id = str(import_id), str(org_id)
         self.mapping, self.defaults = mapping, defaults
-        self.plan = importer.Plan(mapping, defaults)
         self.on_progress = on_progress
         self.pool = pool
         self.first_by_email = {}
@@ -115,12 +132,63 @@ class Stager:
         self.records = 0
         self.rejected = 0
         self.merged = 0
+        self.existing = 0  # first records whose person the database already held
+        self.batches = 0
+        self.held_contacts = True  # whether the organization had contacts before this import
+        # The contacts written so far and how many lack an e-mail, a phone, a time zone.
+        self.written = [0, 0, 0, 0]
 
     def feed(self, table):
         self.cur.execute(STAGE_SQL)
-        for normalised in self._normalised(table):
-            self._stage(normalised)
+        self.cur.execute("SELECT EXISTS (SELECT 1 FROM contacts WHERE org_id = %s)", (self.org_id,))
+        row = self.cur.fetchone()
+        self.held_contacts = bool(row["exists"] if isinstance(row, dict) else row[0])
+        if self.pool is None:
+            for normalised in self._normalised(table):
+                self._write([self._dedupe(normalised)])
+        else:
+            self._feed_in_thread(table)
         return self.records
+
+    def _feed_in_thread(self, table):
+        pending = queue.Queue(maxsize=WRITE_AHEAD)
+        failed, aborted = [], threading.Event()
+
+        def write():
+            try:
+                while True:
+                    items = [pending.get()]
+                    while items[-1] is not None and len(items) < WRITE_TOGETHER:
+                        try:
+                            items.append(pending.get_nowait())
+                        except queue.Empty:
+                            break
+                    last = items[-1] is None
+                    items = [i for i in items if i is not None]
+                    if items and not aborted.is_set():
+                        self._write(items)
+                    if last:
+                        return
+            except BaseException as err:  # handed to the reading thread, which raises it
+                failed.append(err)
+                while pending.get() is not None:
+                    pass  # keep taking, so the reading thread never blocks on a full queue
+
+        writer = threading.Thread(target=write, name="import-writer", daemon=True)
+        writer.start()
+        try:
+            for normalised in self._normalised(table):
+                if failed:
+                    break
+                pending.put(self._dedupe(normalised))
+        except BaseException:
+            aborted.set()
+            raise
+        finally:
+            pending.put(None)
+            writer.join()
+        if failed:
+            raise failed[0]
 
     def _batches(self, table):
         batch = []
@@ -135,8 +203,9 @@ class Stager:
     def _normalised(self, table):
         columns = table.columns
         if self.pool is None:
+            plan = importer.Plan(self.mapping, self.defaults, columns)
             for batch in self._batches(table):
-                yield normalise(batch, columns, self.plan)
+                yield normalise(batch, plan)
             return
         in_flight = collections.deque()
         for batch in self._batches(table):
@@ -147,36 +216,161 @@ class Stager:
         while in_flight:
             yield in_flight.popleft().get()
 
-    def _stage(self, normalised):
+    def _dedupe(self, normalised):
+        """A normalised batch with its repeats found: (text, repeats, rejected, tags, unsub,
+        records)."""
+        text, keys, rejected, tags, unsub = normalised
         by_email, by_phone = self.first_by_email, self.first_by_phone
-        stage, rejects = io.StringIO(), io.StringIO()
-        reject = csv.writer(rejects).writerow
-        write = stage.write
-        import_id = self.import_id
-        for item in normalised:
-            if len(item) == 3:  # (number, reason, warnings): rejected
-                reject((import_id, item[0], "rejected", item[1], item[2]))
-                self.rejected += 1
-                continue
-            number, email, phone, tail = item
+        repeats = []
+        for number, email, phone in keys:
             # Same person as an earlier record: by e-mail, else (no e-mail) by phone.
-            first = by_email.get(email) if email else by_phone.get(phone) if phone else None
             if email:
-                by_email.setdefault(email, number)
-            if phone:
-                by_phone.setdefault(phone, number)
-            if first:
-                self.merged += 1
-            write(f"{number},{first or number},{tail}")
-        if stage.tell():
-            stage.seek(0)
-            self.cur.copy_expert(STAGE_COPY, stage)
-        if rejects.tell():
+                first = by_email.setdefault(email, number)
+                if phone:
+                    by_phone.setdefault(phone, number)
+            else:
+                first = by_phone.setdefault(phone, number)
+            if first != number:
+                repeats.append((number, first))
+        self.merged += len(repeats)
+        return text, repeats, rejected, tags, unsub, len(keys) + len(rejected)
+
+    def _write(self, items):
+        """Deduplicated batches (in file order) into the database, as one."""
+        rejected = [r for item in items for r in item[2]]
+        if rejected:
+            rejects = io.StringIO()
+            import_id = self.import_id
+            csv.writer(rejects).writerows((import_id, number, "rejected", reason, warnings)
+                                          for number, reason, warnings in rejected)
             rejects.seek(0)
-            self.cur.copy_expert(REJECT_COPY, rejects)
-        self.records += len(normalised)
-        if self.on_progress and normalised:
+            self.cur.copy_expert(REJECT_COPY, rejects, COPY_READ)
+            self.rejected += len(rejected)
+        text = "".join(item[0] for item in items)
+        if text:
+            self.write_batch(text, [r for item in items for r in item[1]],
+                             any(item[3] for item in items), any(item[4] for item in items))
+        done = sum(item[5] for item in items)
+        self.records += done
+        if self.on_progress and done:
             self.on_progress(self.records)
+
+    def _count_written(self, row, sign=1):
+        values = list(row.values()) if isinstance(row, dict) else list(row)
+        self.written = [w + sign * int(v or 0) for w, v in zip(self.written, values)]
+
+    def write_batch(self, text, repeats, tags, unsub):
+        """One batch into the database: its people new to the organization become contacts with
+        their tags, unsubscribes and outcome (`created`); the rest is kept for merge()."""
+        cur = self.cur
+        params = {"org": self.org_id, "import_id": self.import_id}
+        if self.batches:
+            cur.execute("TRUNCATE import_batch, import_matches")
+        self.batches += 1
+        cur.copy_expert(STAGE_COPY, io.StringIO(text), COPY_READ)
+        if repeats:
+            cur.execute("TRUNCATE import_repeats")
+            buf = io.StringIO()
+            csv.writer(buf).writerows(repeats)
+            buf.seek(0)
+            cur.copy_expert(REPEATS_COPY, buf, COPY_READ)
+            cur.execute("UPDATE import_batch b SET grp = r.grp FROM import_repeats r"
+                        " WHERE b.record = r.record")
+        matched = 0
+        if self.held_contacts:  # else no record can match a contact that existed before
+            cur.execute(MATCH_SQL, params)
+            matched = cur.rowcount
+        cur.execute(CREATE_SQL, params)
+        self._count_written(cur.fetchone())
+        if tags:
+            cur.execute(TAGS_SQL, params)
+            cur.execute(LINK_CREATED_SQL, params)
+        if unsub:
+            cur.execute(UNSUB_SQL.format(pairs=CREATED_PAIRS), params)
+        cur.execute(CREATED_ROWS_SQL, params)
+        if matched or repeats or unsub:
+            # Kept for merge(): repeats, people the database held, and new contacts with
+            # unsubscribes (a later repeat may bring the phone an SMS opt-out is for).
+            cur.execute("INSERT INTO import_stage SELECT * FROM import_batch b WHERE b.grp IS NOT"
+                        " NULL OR b.unsub IS NOT NULL OR b.record IN (SELECT grp FROM import_matches)")
+        if matched:
+            cur.execute("INSERT INTO import_existing SELECT * FROM import_matches")
+            self.existing += matched
+
+
+# This batch's first records against what the database holds: by e-mail, else (no e-mail) by
+# phone (the oldest such). Contacts earlier batches created never match: a record with the same
+# e-mail or phone as an earlier record of the file is a repeat, not a first record.
+MATCH_SQL = """
+INSERT INTO import_matches
+SELECT b.record, c.id, c.name, c.first_name, c.last_name, c.email, c.phone, c.phone_extension,
+       c.timezone, c.custom
+FROM import_batch b JOIN contacts c ON c.org_id = %(org)s AND c.email = b.email
+WHERE b.grp IS NULL AND b.email IS NOT NULL
+UNION ALL
+SELECT b.record, m.id, m.name, m.first_name, m.last_name, m.email, m.phone, m.phone_extension,
+       m.timezone, m.custom
+FROM import_batch b JOIN (
+  SELECT DISTINCT ON (c.phone) c.* FROM contacts c
+  WHERE c.org_id = %(org)s AND c.phone IN (SELECT phone FROM import_batch
+                                           WHERE grp IS NULL AND email IS NULL AND phone IS NOT NULL)
+  ORDER BY c.phone, c.created_at, c.id) m ON m.phone = b.phone
+WHERE b.grp IS NULL AND b.email IS NULL
+"""
+NEW = ("b.grp IS NULL AND NOT EXISTS (SELECT 1 FROM import_matches m WHERE m.grp = b.record)")
+# -> how many contacts it created and how many of them lack an e-mail, a phone, a time zone.
+CREATE_SQL = f"""
+WITH created AS (
+  INSERT INTO contacts (id, org_id, {", ".join(SCALARS)}, custom)
+  SELECT b.new_id, %(org)s, {", ".join("b." + f for f in SCALARS)}, COALESCE(b.custom, '{{}}')
+  FROM import_batch b WHERE {NEW} ORDER BY b.new_id
+  RETURNING email IS NULL AS e, phone IS NULL AS p, timezone IS NULL AS t)
+SELECT count(*) AS n, count(*) FILTER (WHERE e) AS e, count(*) FILTER (WHERE p) AS p,
+       count(*) FILTER (WHERE t) AS t
+FROM created
+"""
+# Tags named anywhere in the batch, missing ones created (the first spelling in the file wins:
+# batches come in file order); those of its new contacts linked when active.
+TAGS_SQL = """
+INSERT INTO tags (id, org_id, kind, title)
+SELECT gen_random_uuid(), %(org)s, 'contact', title FROM (
+  SELECT DISTINCT ON (lower(u.t)) u.t AS title FROM import_batch b,
+         unnest(b.tags) WITH ORDINALITY u(t, o)
+  WHERE b.tags IS NOT NULL ORDER BY lower(u.t), b.record, u.o) x
+ON CONFLICT DO NOTHING
+"""
+LINK_SQL = """
+INSERT INTO contact_tags (tag_id, contact_id, org_id)
+SELECT DISTINCT t.id, x.contact_id, %(org)s::uuid FROM ({items}) x
+JOIN tags t ON t.org_id = %(org)s AND t.kind = 'contact' AND t.active
+           AND lower(t.title) = lower(x.title)
+ON CONFLICT DO NOTHING
+"""
+LINK_CREATED_SQL = LINK_SQL.format(items=f"""
+  SELECT b.new_id AS contact_id, u.t AS title FROM import_batch b, unnest(b.tags) u(t)
+  WHERE b.tags IS NOT NULL AND {NEW}""")
+# Unsubscribes (channel, identifier) for `pairs`, with history for each change.
+UNSUB_SQL = """
+WITH pairs AS ({pairs}),
+changed AS (
+  INSERT INTO unsubscribes (org_id, channel, identifier, group_id, unsubscribed, source)
+  SELECT %(org)s, channel, identifier, NULL, true, 'import' FROM pairs
+  WHERE identifier IS NOT NULL ORDER BY channel, identifier
+  ON CONFLICT (org_id, channel, group_id, identifier) DO UPDATE
+  SET unsubscribed = EXCLUDED.unsubscribed, source = EXCLUDED.source, updated_at = now()
+  WHERE unsubscribes.unsubscribed IS DISTINCT FROM EXCLUDED.unsubscribed
+  RETURNING channel, identifier)
+INSERT INTO unsubscribe_history (org_id, channel, identifier, group_id, unsubscribed, source,
+                                 detail)
+SELECT %(org)s, channel, identifier, NULL, true, 'import', NULL FROM changed
+"""
+CREATED_PAIRS = f"""
+  SELECT DISTINCT ch AS channel, CASE ch WHEN 'email' THEN b.email ELSE b.phone END AS identifier
+  FROM import_batch b, unnest(b.unsub) ch WHERE b.unsub IS NOT NULL AND {NEW}"""
+CREATED_ROWS_SQL = f"""
+INSERT INTO import_rows (import_id, record, outcome, contact_id, warnings)
+SELECT %(import_id)s, b.record, 'created', b.new_id, b.warnings FROM import_batch b WHERE {NEW}
+"""
 
 
 def _first(field):
@@ -198,13 +392,9 @@ def _ident(g, c, ch):
             f" ELSE COALESCE({g}.phone, {c}.phone) END)")
 
 
-# A time-ordered (version 7 layout) id for new contacts: consecutive inserts land next to each
-# other in the id indexes instead of all over them, which keeps a 100,000-row insert cheap.
-NEW_ID = ("(lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0')"
-          " || '7' || substr(h.h, 1, 3) || '8' || substr(h.h, 4, 15))::uuid")
-
-# Groups with more than one record: the first non-empty value of each field by record order,
-# custom keys likewise, tags and unsubscribes added up.
+# Groups with repeats: the first non-empty value of each field by record order, custom keys
+# likewise, tags and unsubscribes added up, over the group's staged records (with its first
+# record for a person the database held; without it, the repeats alone, for a new contact).
 FILL_SQL = f"""
 CREATE TEMP TABLE import_fill ON COMMIT DROP AS
 SELECT s.grp, {", ".join(_first(f) for f in SCALARS)},
@@ -223,12 +413,14 @@ WHERE s.grp IN (SELECT DISTINCT grp FROM import_stage WHERE record <> grp)
 GROUP BY s.grp
 """
 
+# People the database held, no record repeated: each staged record is its own group.
 GROUPS_SQL = """
 CREATE TEMP TABLE import_groups ON COMMIT DROP AS
 SELECT record AS grp, email, phone, phone_extension, name, first_name, last_name, timezone,
        COALESCE(custom, '{}'::jsonb) AS custom, tags, unsub
-FROM import_stage WHERE record = grp
+FROM import_stage
 """
+# People the database held, with their repeats filled in.
 GROUPS_FILLED_SQL = f"""
 CREATE TEMP TABLE import_groups ON COMMIT DROP AS
 SELECT s.record AS grp,
@@ -240,27 +432,14 @@ FROM import_stage s LEFT JOIN import_fill f ON f.grp = s.record
 WHERE s.record = s.grp
 """
 
-MERGE_SQL = [
-    # Against what the database holds: by e-mail, else (no e-mail) by phone (the oldest such).
-    """CREATE TEMP TABLE import_existing ON COMMIT DROP AS
-       SELECT g.grp, c.id, c.name, c.first_name, c.last_name, c.email, c.phone,
-              c.phone_extension, c.timezone, c.custom
-       FROM import_groups g JOIN contacts c ON c.org_id = %(org)s AND c.email = g.email
-       UNION ALL
-       SELECT g.grp, m.id, m.name, m.first_name, m.last_name, m.email, m.phone,
-              m.phone_extension, m.timezone, m.custom
-       FROM import_groups g JOIN (
-         SELECT DISTINCT ON (c.phone) c.* FROM contacts c
-         WHERE c.org_id = %(org)s AND c.phone IN (SELECT phone FROM import_groups
-                                                  WHERE email IS NULL AND phone IS NOT NULL)
-         ORDER BY c.phone, c.created_at, c.id) m ON g.email IS NULL AND m.phone = g.phone""",
-    # Each person's contact and outcome: created, or updated / unchanged (a value, a tag or an
-    # unsubscribe new to the existing contact).
+# The people the database held (import_existing: matched batch by batch, before any write).
+EXISTING_SQL = [
+    # Each one's outcome: updated when a value, a tag or an unsubscribe is new to the contact.
+    # (An unsubscribe this import wrote itself, for a new contact sharing a phone, was not
+    # there before: xmin tells.)
     f"""CREATE TEMP TABLE import_result ON COMMIT DROP AS
-       SELECT g.*, COALESCE(c.id, {NEW_ID}) AS contact_id, c.id IS NOT NULL AS existed,
-              c.id IS NOT NULL AND {_changed("g", "c")} AS changed,
-              CASE WHEN c.id IS NULL THEN 'created'
-                   WHEN {_changed("g", "c")}
+       SELECT g.*, c.id AS contact_id, {_changed("g", "c")} AS changed,
+              CASE WHEN {_changed("g", "c")}
                      OR (g.tags IS NOT NULL AND EXISTS (
                            SELECT 1 FROM unnest(g.tags) t WHERE lower(t) NOT IN (
                              SELECT lower(tt.title) FROM contact_tags ct
@@ -273,10 +452,10 @@ MERGE_SQL = [
                            WHERE {_ident("g", "c", "ch")} IS NOT NULL AND NOT EXISTS (
                              SELECT 1 FROM unsubscribes u
                              WHERE u.org_id = %(org)s AND u.group_id IS NULL AND u.unsubscribed
-                               AND u.channel = ch AND u.identifier = {_ident("g", "c", "ch")})))
+                               AND u.channel = ch AND u.identifier = {_ident("g", "c", "ch")}
+                               AND u.xmin <> pg_current_xact_id()::xid)))
                    THEN 'updated' ELSE 'unchanged' END AS outcome
-       FROM import_groups g LEFT JOIN import_existing c ON c.grp = g.grp,
-            LATERAL (SELECT md5(random()::text || g.grp) AS h) h""",
+       FROM import_groups g JOIN import_existing c ON c.grp = g.grp""",
     # The file's non-empty values overwrite (an e-mail is never replaced); custom keys merge.
     f"""UPDATE contacts c SET
          {", ".join(f"{f} = COALESCE(g.{f}, c.{f})" for f in SCALARS if f != "email")},
@@ -284,62 +463,90 @@ MERGE_SQL = [
        FROM (SELECT DISTINCT ON (contact_id) * FROM import_result
              WHERE changed ORDER BY contact_id, grp) g
        WHERE c.id = g.contact_id AND c.org_id = %(org)s""",
-    f"""INSERT INTO contacts (id, org_id, {", ".join(SCALARS)}, custom)
-       SELECT contact_id, %(org)s, {", ".join(SCALARS)}, custom FROM import_result
-       WHERE NOT existed ORDER BY contact_id""",
-    # Tags: create the missing ones (first spelling in the file wins), link the active ones.
-    """CREATE TEMP TABLE import_tags ON COMMIT DROP AS
-       SELECT g.contact_id, u.t AS title, g.grp, u.o
-       FROM import_result g, unnest(g.tags) WITH ORDINALITY u(t, o) WHERE g.tags IS NOT NULL""",
-    """INSERT INTO tags (id, org_id, kind, title)
-       SELECT gen_random_uuid(), %(org)s, 'contact', title FROM (
-         SELECT DISTINCT ON (lower(title)) title FROM import_tags
-         ORDER BY lower(title), grp, o) x
-       ON CONFLICT DO NOTHING""",
-    """INSERT INTO contact_tags (tag_id, contact_id, org_id)
-       SELECT DISTINCT t.id, it.contact_id, %(org)s::uuid FROM import_tags it
-       JOIN tags t ON t.org_id = %(org)s AND t.kind = 'contact' AND t.active
-                  AND lower(t.title) = lower(it.title)
-       ON CONFLICT DO NOTHING""",
-    # Unsubscribes for the contact's (updated) address, with history for each change.
-    """WITH pairs AS (
-         SELECT DISTINCT ch AS channel,
-                CASE ch WHEN 'email' THEN c.email ELSE c.phone END AS identifier
-         FROM import_result g JOIN contacts c ON c.id = g.contact_id, unnest(g.unsub) ch
-         WHERE g.unsub IS NOT NULL),
-       changed AS (
-         INSERT INTO unsubscribes (org_id, channel, identifier, group_id, unsubscribed, source)
-         SELECT %(org)s, channel, identifier, NULL, true, 'import' FROM pairs
-         WHERE identifier IS NOT NULL ORDER BY channel, identifier
-         ON CONFLICT (org_id, channel, group_id, identifier) DO UPDATE
-         SET unsubscribed = EXCLUDED.unsubscribed, source = EXCLUDED.source, updated_at = now()
-         WHERE unsubscribes.unsubscribed IS DISTINCT FROM EXCLUDED.unsubscribed
-         RETURNING channel, identifier)
-       INSERT INTO unsubscribe_history (org_id, channel, identifier, group_id, unsubscribed,
-                                        source, detail)
-       SELECT %(org)s, channel, identifier, NULL, true, 'import', NULL FROM changed""",
-    # Every record's outcome.
+    LINK_SQL.format(items="""
+       SELECT g.contact_id, u.t AS title FROM import_result g, unnest(g.tags) u(t)
+       WHERE g.tags IS NOT NULL"""),
+    # Unsubscribes for the contact's (updated) address.
+    UNSUB_SQL.format(pairs="""
+       SELECT DISTINCT ch AS channel,
+              CASE ch WHEN 'email' THEN c.email ELSE c.phone END AS identifier
+       FROM import_result g JOIN contacts c ON c.id = g.contact_id, unnest(g.unsub) ch
+       WHERE g.unsub IS NOT NULL"""),
     """INSERT INTO import_rows (import_id, record, outcome, contact_id, merged_into, warnings)
        SELECT %(import_id)s, s.record,
-              CASE WHEN s.record = s.grp THEN g.outcome ELSE 'merged' END, g.contact_id,
-              CASE WHEN s.record = s.grp THEN NULL ELSE s.grp END, s.warnings
-       FROM import_stage s JOIN import_result g ON g.grp = s.grp""",
+              CASE WHEN s.grp IS NULL OR s.record = s.grp THEN g.outcome ELSE 'merged' END,
+              g.contact_id, NULLIF(s.grp, s.record), s.warnings
+       FROM import_stage s JOIN import_result g ON g.grp = COALESCE(s.grp, s.record)""",
+]
+
+# New contacts (created batch by batch from their first record) whose later records repeat
+# them: those fill the contact's gaps (its first record's values stay), add custom keys, tags and
+# unsubscribes; they are `merged` into it.
+REPEATED_SQL = [
+    """CREATE TEMP TABLE import_filled ON COMMIT DROP AS
+       SELECT f.*, r.contact_id, c.email IS NULL AS e0, c.phone IS NULL AS p0,
+              c.timezone IS NULL AS t0
+       FROM import_fill f
+       JOIN import_rows r ON r.import_id = %(import_id)s AND r.record = f.grp
+                         AND r.outcome = 'created'
+       JOIN contacts c ON c.id = r.contact_id""",
+    # -> the gaps (e-mail, phone, time zone) the repeats filled, off the written counts.
+    f"""WITH filled AS (
+         UPDATE contacts c SET
+           {", ".join(f"{f} = COALESCE(c.{f}, g.{f})" for f in SCALARS)},
+           custom = g.custom || c.custom
+         FROM import_filled g WHERE c.id = g.contact_id AND c.org_id = %(org)s
+         RETURNING g.e0 AND c.email IS NOT NULL AS e, g.p0 AND c.phone IS NOT NULL AS p,
+                   g.t0 AND c.timezone IS NOT NULL AS t)
+       SELECT 0 AS n, count(*) FILTER (WHERE e) AS e, count(*) FILTER (WHERE p) AS p,
+              count(*) FILTER (WHERE t) AS t
+       FROM filled""",
+    LINK_SQL.format(items="""
+       SELECT g.contact_id, u.t AS title FROM import_filled g, unnest(g.tags) u(t)
+       WHERE g.tags IS NOT NULL"""),
+    UNSUB_SQL.format(pairs="""
+       SELECT DISTINCT ch AS channel,
+              CASE ch WHEN 'email' THEN c.email ELSE c.phone END AS identifier
+       FROM import_filled g JOIN contacts c ON c.id = g.contact_id, unnest(g.unsub) ch
+       WHERE g.unsub IS NOT NULL"""),
+    """INSERT INTO import_rows (import_id, record, outcome, contact_id, merged_into, warnings)
+       SELECT %(import_id)s, s.record, 'merged', g.contact_id, s.grp, s.warnings
+       FROM import_stage s JOIN import_filled g ON g.grp = s.grp WHERE s.record <> s.grp""",
 ]
 
 
-def merge(cur, org_id, import_id, merged_records=True):
-    """The set-based part; `merged_records` False (no record repeated an earlier one) skips the
-    gap filling."""
-    params = {"org": str(org_id), "import_id": str(import_id)}
-    if merged_records:
+FILLED_GAPS = 1  # the REPEATED_SQL statement that answers the gaps it filled
+
+# The people the database held, as this import left them: how many, and lacking what.
+EXISTING_WRITTEN_SQL = """
+SELECT count(*) AS n, count(*) FILTER (WHERE c.email IS NULL) AS e,
+       count(*) FILTER (WHERE c.phone IS NULL) AS p, count(*) FILTER (WHERE c.timezone IS NULL) AS t
+FROM contacts c WHERE c.org_id = %(org)s AND c.id IN (SELECT contact_id FROM import_result)
+"""
+
+
+def merge(cur, stager):
+    """What needs the whole file, after every batch is written: people the database held
+    (stager.existing first records matched them) and records repeating earlier ones
+    (stager.merged). -> counts, from the outcomes, with `written`: the contacts the import wrote
+    and how many lack an e-mail, a phone, a time zone (the result's summary)."""
+    params = {"org": stager.org_id, "import_id": stager.import_id}
+    if stager.merged:
+        cur.execute("UPDATE import_stage SET grp = record WHERE grp IS NULL")
         cur.execute(FILL_SQL)
-        cur.execute(GROUPS_FILLED_SQL)
-    else:
-        cur.execute(GROUPS_SQL)
-    for sql in MERGE_SQL:
-        cur.execute(sql, params)
+    if stager.existing:
+        cur.execute(GROUPS_FILLED_SQL if stager.merged else GROUPS_SQL)
+        for sql in EXISTING_SQL:
+            cur.execute(sql, params)
+        cur.execute(EXISTING_WRITTEN_SQL, params)
+        stager._count_written(cur.fetchone())
+    if stager.merged:
+        for i, sql in enumerate(REPEATED_SQL):
+            cur.execute(sql, params)
+            if i == FILLED_GAPS:
+                stager._count_written(cur.fetchone(), -1)
     cur.execute("SELECT outcome, count(*) AS n, COALESCE(sum(jsonb_array_length(warnings)), 0) AS w"
-                " FROM import_rows WHERE import_id = %s GROUP BY outcome", (str(import_id),))
+                " FROM import_rows WHERE import_id = %s GROUP BY outcome", (stager.import_id,))
     counts = {"records": 0, "created": 0, "updated": 0, "unchanged": 0, "merged": 0,
               "rejected": 0, "warnings": 0}
     for row in cur.fetchall():
@@ -347,12 +554,15 @@ def merge(cur, org_id, import_id, merged_records=True):
         counts[outcome] += n
         counts["records"] += n
         counts["warnings"] += int(w)
+    n, email, phone, zone = stager.written
+    counts["written"] = {"contacts": n, "without": {"email": email, "phone": phone,
+                                                    "timezone": zone}}
     return counts
 
 
 def run(tx, imp, defaults, chunks, on_progress=None, pool=None):
     """Imports `imp` (an imports row) from its upload's chunks inside `tx`; -> counts."""
     cur = tx.cursor()
-    stager = Stager(cur, imp["id"], imp["mapping"], defaults, on_progress, pool)
+    stager = Stager(cur, imp["id"], imp["org_id"], imp["mapping"], defaults, on_progress, pool)
     stager.feed(reader.open_table(chunks))
-    return merge(cur, imp["org_id"], imp["id"], stager.merged > 0)
+    return merge(cur, stager)

@@ -6,6 +6,8 @@ outcome (created, updated, unchanged, merged, rejected) and its warnings.
 This module turns one record into a candidate (CPU only, runs in any process); bulk.py stages the
 candidates and merges them set-based (the dedupe and outcome rules are documented there and in
 docs/contacts.md). It never imports nameko."""
+import json
+
 from services.common.errors import Invalid
 from services.contacts import normalize
 
@@ -96,20 +98,6 @@ def mapped_columns(mapping):
     return used
 
 
-class Candidate:
-    """One record turned into contact values (what the import wants to write)."""
-
-    __slots__ = ("record", "values", "custom", "tags", "unsubscribe", "warnings")
-
-    def __init__(self, record):
-        self.record = record
-        self.values = {}
-        self.custom = {}
-        self.tags = []
-        self.unsubscribe = set()
-        self.warnings = []
-
-
 class Rejection:
     __slots__ = ("record", "reason", "warnings")
 
@@ -117,102 +105,127 @@ class Rejection:
         self.record, self.reason, self.warnings = record, reason, warnings
 
 
-class Plan:
-    """A mapping prepared once per import: which column feeds which field."""
+_encode_string = json.encoder.encode_basestring  # a JSON string (non-ASCII kept), in C
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
-    def __init__(self, mapping, defaults):
-        self.email = mapping.get("email")
-        self.phone = mapping.get("phone")
-        self.name, self.first, self.last = (mapping.get("name"), mapping.get("first_name"),
-                                            mapping.get("last_name"))
-        self.timezone = mapping.get("timezone")
-        self.country = mapping.get("country")
+
+class Plan:
+    """A mapping prepared once per import against the file's columns: the position of the cell
+    that feeds each field (None: not mapped), and the custom-data columns with their keys
+    already written as JSON."""
+
+    def __init__(self, mapping, defaults, columns):
+        at = {c: i for i, c in enumerate(columns)}
+
+        def pos(name):
+            return at.get(name) if isinstance(name, str) and name else None
+
+        self.email, self.phone = pos(mapping.get("email")), pos(mapping.get("phone"))
+        self.name, self.first, self.last = (pos(mapping.get("name")), pos(mapping.get("first_name")),
+                                            pos(mapping.get("last_name")))
+        self.timezone, self.country = pos(mapping.get("timezone")), pos(mapping.get("country"))
         tags = mapping.get("tags")
-        self.tags = [tags] if isinstance(tags, str) else list(tags or [])
+        self.tags = [i for i in map(pos, [tags] if isinstance(tags, str) else list(tags or []))
+                     if i is not None]
         self.add_tags = list(mapping.get("add_tags") or [])
-        self.unsub = [(ch, col) for ch, col in (mapping.get("unsubscribe") or {}).items() if col]
+        self.unsub = [(ch, pos(col)) for ch, col in (mapping.get("unsubscribe") or {}).items()
+                      if pos(col) is not None]
         self.region = defaults.get("default_country") or "US"
         custom = mapping.get("custom", "rest")
-        self.custom_rest = custom == "rest"
-        self.custom_cols = custom if isinstance(custom, list) else []
-        self.used = mapped_columns(mapping)
+        if custom == "rest":
+            used = mapped_columns(mapping)
+            names = [c for c in columns if c and c not in used]
+        else:
+            names = [c for c in (custom if isinstance(custom, list) else []) if pos(c) is not None]
+        self.custom = [(at[c], _encode_string(c) + ":") for c in names]
 
 
-def candidate(record, row, plan):
-    """Candidate or Rejection for one record."""
-    c = Candidate(record)
-    warn = c.warnings
-    get = row.get
-    e = normalize.email(get(plan.email, "")) if plan.email else normalize.Result()
+def _array(items):
+    """A PostgreSQL text[] literal (CSV-quoted later by the csv writer)."""
+    return "{" + ",".join('"' + t.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                          for t in items) + "}"
+
+
+def staged(number, values, plan, contact_id):
+    """One record (its cells, at least one per column) -> the staged row (number, `contact_id`:
+    the id its contact gets if it is new, e-mail, phone, extension, name, first name, last name,
+    zone, custom JSON, tags text[], unsubscribe channels text[], warnings JSON; None where
+    empty), or a Rejection. CPU only."""
+    warn = []
+    e = normalize.email(values[plan.email]) if plan.email is not None else normalize.EMPTY
     if e.warning:
         warn.append({"field": "email", "message": e.warning})
     region = plan.region
-    if plan.country:
-        raw_country = get(plan.country, "")
+    if plan.country is not None:
+        raw_country = values[plan.country]
         found = normalize.country(raw_country)
         if found:
             region = found
         elif raw_country.strip():
             warn.append({"field": "country", "message": f"unknown country {raw_country.strip()!r}: "
                                                         f"using {region}"})
-    p = normalize.phone(get(plan.phone, ""), region) if plan.phone else normalize.Result()
+    p = normalize.phone(values[plan.phone], region) if plan.phone is not None else normalize.EMPTY
     if p.warning:
         warn.append({"field": "phone", "message": p.warning})
-    if not e.value and not p.value:
+    email = e.value
+    if not email and not p.value:
         reason = e.warning if e.warning else "no e-mail and no phone"
         if e.warning and p.warning:
             reason = f"{e.warning}; {p.warning}"
         elif not e.warning and p.warning:
             reason = f"no e-mail and {p.warning}"
-        return Rejection(record, reason, warn)
-    v = c.values
-    v["email"] = e.value
+        return Rejection(number, reason, warn)
+    custom = []
     if p.value:
-        v["phone"], v["phone_extension"] = p.value
+        phone, extension = p.value
         if p.extra:
-            c.custom["other phones"] = " ::: ".join(p.extra)
-    v["name"], v["first_name"], v["last_name"] = normalize.full_name(
-        get(plan.first, "") if plan.first else None, get(plan.last, "") if plan.last else None,
-        get(plan.name, "") if plan.name else None)
-    if plan.timezone:
-        tz = normalize.timezone(get(plan.timezone, ""))
+            custom.append('"other phones":' + _encode_string(" ::: ".join(p.extra)))
+    else:
+        phone = extension = None
+    name, first, last = normalize.full_name(
+        values[plan.first] if plan.first is not None else None,
+        values[plan.last] if plan.last is not None else None,
+        values[plan.name] if plan.name is not None else None)
+    zone = None
+    if plan.timezone is not None:
+        tz = normalize.timezone(values[plan.timezone])
         if tz.warning:
             warn.append({"field": "timezone", "message": tz.warning})
-        v["timezone"] = tz.value
-    cut, left_out = 0, 0
-    for cell in plan.tags:
-        for t in normalize.tags(get(cell, "")):
-            title = t[:normalize.TAG_CHARS].rstrip()
-            if title in c.tags:
-                continue
-            if len(c.tags) >= normalize.TAGS_A_CONTACT:
-                left_out += 1
-                continue
-            cut += title != t
-            c.tags.append(title)
-    if cut:
-        warn.append({"field": "tags", "message": f"{cut} tag(s) longer than {normalize.TAG_CHARS}"
-                                                 " characters cut to that length"})
-    if left_out:
-        warn.append({"field": "tags", "message": f"{left_out} more tag(s) left out: at most"
-                                                 f" {normalize.TAGS_A_CONTACT} a contact"})
-    for t in plan.add_tags:
-        if t not in c.tags:
-            c.tags.append(t)
-    for channel, col in plan.unsub:
-        if normalize.flag(get(col, "")):
-            c.unsubscribe.add(channel)
-    if plan.custom_rest:
-        used = plan.used
-        custom = c.custom
-        for col, value in row.items():
-            if value and col not in used:
-                value = value.strip()
-                if value:
-                    custom[col] = value
-    else:
-        for col in plan.custom_cols:
-            value = get(col, "").strip()
+        zone = tz.value
+    tags = None
+    if plan.tags or plan.add_tags:
+        tags, cut, left_out = [], 0, 0
+        for cell in plan.tags:
+            for t in normalize.tags(values[cell]):
+                title = t[:normalize.TAG_CHARS].rstrip()
+                if title in tags:
+                    continue
+                if len(tags) >= normalize.TAGS_A_CONTACT:
+                    left_out += 1
+                    continue
+                cut += title != t
+                tags.append(title)
+        if cut:
+            warn.append({"field": "tags", "message": f"{cut} tag(s) longer than"
+                                                     f" {normalize.TAG_CHARS} characters cut to"
+                                                     " that length"})
+        if left_out:
+            warn.append({"field": "tags", "message": f"{left_out} more tag(s) left out: at most"
+                                                     f" {normalize.TAGS_A_CONTACT} a contact"})
+        for t in plan.add_tags:
+            if t not in tags:
+                tags.append(t)
+    unsub = None
+    if plan.unsub:
+        unsub = sorted({channel for channel, col in plan.unsub if normalize.flag(values[col])})
+    for col, key in plan.custom:
+        value = values[col]
+        if value:
+            value = value.strip()
             if value:
-                c.custom[col] = value
-    return c
+                custom.append(key + _encode_string(value))
+    # jsonb keeps the last of a repeated key: a column named "other phones" wins, as in a dict.
+    return (number, contact_id, email, phone, extension, name, first, last, zone,
+            "{" + ",".join(custom) + "}" if custom else None,
+            _array(tags) if tags else None, _array(unsub) if unsub else None,
+            _encode(warn) if warn else None)

@@ -141,10 +141,14 @@ def wake_worker(tx):
 
 
 def finish(tx, imp, counts):
-    """Marks a run import completed with its counts (and its data source's last result)."""
-    tx.execute("UPDATE imports SET status = 'completed', counts = %s, rows_done = %s,"
+    """Marks a run import completed with its counts (and its data source's last result); the
+    `written` summary bulk.run counted is kept apart."""
+    counts = dict(counts)
+    written = counts.pop("written", None)
+    tx.execute("UPDATE imports SET status = 'completed', counts = %s, written = %s, rows_done = %s,"
                " rows_total = %s, error = NULL, finished_at = clock_timestamp() WHERE id = %s",
-               (Json(counts), counts["records"], counts["records"], imp["id"]))
+               (Json(counts), Json(written) if written else None, counts["records"],
+                counts["records"], imp["id"]))
     if imp["data_source_id"]:
         record_sync(tx, imp["data_source_id"], dict(counts, status="completed"))
 
@@ -205,6 +209,11 @@ def summary(tx, imp):
         columns = [c for c in columns if c]
         if columns:
             mapped[field] = columns[0] if len(columns) == 1 else columns
+    written = imp.get("written")
+    if written:
+        return {"mapped": mapped, "unmapped": [f for f in KEY_FIELDS if f not in mapped],
+                "contacts": written["contacts"], "contacts_without": written["without"]}
+    # An import finished before `written` was kept: counted from its outcomes.
     row = tx.one(
         "SELECT count(*) AS contacts, count(*) FILTER (WHERE c.email IS NULL) AS no_email,"
         " count(*) FILTER (WHERE c.phone IS NULL) AS no_phone,"

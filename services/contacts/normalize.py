@@ -28,7 +28,12 @@ class Result:
         self.warning = f"{warning}: {consequence}" if warning and consequence else warning
 
 
+EMPTY = Result()  # an unmapped field
+
+
 def clean(value):
+    if value.__class__ is str:
+        return value.strip()
     if value is None:
         return ""
     return str(value).strip()
