@@ -122,3 +122,112 @@ def test_outcomes_do_not_depend_on_batching_or_on_normalising_in_a_pool(db, monk
     assert shape(org_a) == shape(org_b)
     p3 = next(c for c in contacts(db, org_a) if c["email"] == "p3@example.com")
     assert p3["custom"] == {"plan": "gold"}  # the first record wins; a later one only fills gaps
+
+
+def _rich_file(seed, n):
+    """Records that exercise every rule at once: e-mails in two spellings, phones shared by
+    e-mail and phone-only records, invalid cells, tags in two cases (and an inactive one),
+    unsubscribes on two channels, custom data."""
+    import csv
+    import io
+    import random
+    rnd = random.Random(seed)
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(["email", "phone", "name", "tags", "unsub", "sms", "plan", "tz"])
+    for i in range(n):
+        k = rnd.randrange(40)
+        w.writerow([rnd.choice(["", f"p{k}@example.com", f"P{k}@Example.com", "bad@@x"]),
+                    rnd.choice(["", f"+1 202 555 {k:04d}", "555-01", f"(202) 555-{k:04d}"]),
+                    rnd.choice(["", f"N{i}"]), rnd.choice(["", "vip", "VIP,donor", "donor; Q1", "x"]),
+                    rnd.choice(["", "", "", "yes"]), rnd.choice(["", "", "yes"]),
+                    rnd.choice(["", "gold", f"v{i}"]),
+                    rnd.choice(["", "europe_slash_london", "UTC+1", "Asia/Tokyo"])])
+    return out.getvalue().encode()
+
+
+RICH_MAP = {"email": "email", "phone": "phone", "name": "name", "tags": "tags", "timezone": "tz",
+            "unsubscribe": {"email": "unsub", "sms": "sms"}, "custom": "rest"}
+
+
+def _state(conn, org, import_ids):
+    """Everything an import decides, with contacts named by their e-mail and phone."""
+    with conn.cursor() as cur:
+        rows = []
+        for import_id in import_ids:
+            cur.execute("SELECT r.record, r.outcome, r.merged_into, r.reason, r.warnings::text,"
+                        " c.email, c.phone FROM import_rows r LEFT JOIN contacts c ON c.id = r.contact_id"
+                        " WHERE r.import_id = %s ORDER BY r.record", (import_id,))
+            rows.append(cur.fetchall())
+        cur.execute("SELECT email, phone, name, timezone, custom::text FROM contacts WHERE org_id = %s",
+                    (org,))
+        people = sorted(map(repr, cur.fetchall()))
+        cur.execute("SELECT c.email, c.phone, t.title FROM contact_tags ct JOIN contacts c"
+                    " ON c.id = ct.contact_id JOIN tags t ON t.id = ct.tag_id WHERE c.org_id = %s", (org,))
+        tagged = sorted(map(repr, cur.fetchall()))
+        cur.execute("SELECT channel, identifier, unsubscribed, source FROM unsubscribes WHERE org_id = %s",
+                    (org,))
+        unsubs = sorted(map(repr, cur.fetchall()))
+        cur.execute("SELECT channel, identifier FROM unsubscribe_history WHERE org_id = %s", (org,))
+        history = sorted(map(repr, cur.fetchall()))
+    return rows, people, tagged, unsubs, history
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_three_imports_into_one_organization_decide_the_same_in_one_batch_or_many(db, monkeypatch, seed):
+    """Records are written batch by batch as they come; what the end decides (people the
+    database held, repeats filling a new contact's gaps, unsubscribes a later record's phone
+    makes possible) must not depend on where the batches split."""
+    files = [_rich_file(seed * 10 + i, n) for i, n in enumerate((60, 200, 200))]
+    states, summaries = [], []
+    for batch in (5000, 7):
+        monkeypatch.setattr(bulk, "STAGE_BATCH", batch)
+        org = uuid.uuid4()
+        with db.cursor() as cur:
+            cur.execute("INSERT INTO tags (id, org_id, kind, title, active) VALUES (%s, %s, 'contact', 'x', false)",
+                        (uuid.uuid4(), org))
+        db.commit()
+        ids = []
+        for data in files:
+            counts, import_id = run(db, org, data, RICH_MAP)
+            ids.append(import_id)
+            summaries.append(counts["written"])
+        states.append(_state(db, org, ids))
+    assert states[0] == states[1]
+    assert summaries[:3] == summaries[3:]
+    rows = states[0][0]
+    outcomes_seen = {r[1] for imp in rows for r in imp}
+    assert outcomes_seen == {"created", "updated", "unchanged", "merged", "rejected"}
+    assert not any("'x'" in t for t in states[0][2])  # the inactive tag is never applied
+
+
+def test_the_written_summary_matches_a_recount_of_the_contacts_the_import_wrote(db):
+    """imports.written is counted while writing (new contacts as created, gaps repeats filled,
+    people the database held as left); it must say what counting the outcomes' contacts says."""
+    org = uuid.uuid4()
+    for i, n in enumerate((80, 300)):
+        counts, import_id = run(db, org, _rich_file(100 + i, n), RICH_MAP)
+        with db.cursor() as cur:
+            cur.execute("SELECT count(*), count(*) FILTER (WHERE email IS NULL),"
+                        " count(*) FILTER (WHERE phone IS NULL), count(*) FILTER (WHERE timezone IS NULL)"
+                        " FROM contacts WHERE id IN (SELECT contact_id FROM import_rows WHERE import_id = %s)",
+                        (import_id,))
+            n_all, email, phone, zone = cur.fetchone()
+            cur.execute("SELECT written FROM imports WHERE id = %s", (import_id,))
+            stored = cur.fetchone()[0]
+        expected = {"contacts": n_all, "without": {"email": email, "phone": phone, "timezone": zone}}
+        assert counts["written"] == expected == stored
+        assert n_all > 0 and 0 < phone < n_all and email > 0
+
+
+def test_a_phone_only_record_joins_the_contact_of_the_earliest_record_with_that_phone(db):
+    """Two contacts of one import share a phone; a later phone-only record (next import)
+    matches the oldest, which among contacts made together is the earlier record's."""
+    org = uuid.uuid4()
+    run(db, org, b"email,phone\n,+1 202 555 0100\nb@example.com,+1 202 555 0100\n",
+        {"email": "email", "phone": "phone"})
+    counts, import_id = run(db, org, b"phone,plan\n(202) 555-0100,gold\n",
+                            {"phone": "phone", "custom": "rest"})
+    assert counts["updated"] == 1
+    phone_only = [c for c in contacts(db, org) if c["email"] is None]
+    assert len(phone_only) == 1 and phone_only[0]["custom"] == {"plan": "gold"}
