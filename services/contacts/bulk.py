@@ -561,7 +561,9 @@ def merge(cur, stager):
 
 
 def run(tx, imp, defaults, chunks, on_progress=None, pool=None):
-    """Imports `imp` (an imports row) from its upload's chunks inside `tx`; -> counts."""
+    """Imports `imp` (an imports row) from its upload's chunks inside `tx`; -> counts. With a
+    pool, `chunks` must come through another connection than tx's: a thread writes on tx's while
+    the file is read."""
     cur = tx.cursor()
     stager = Stager(cur, imp["id"], imp["org_id"], imp["mapping"], defaults, on_progress, pool)
     stager.feed(reader.open_table(chunks))

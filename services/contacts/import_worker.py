@@ -215,6 +215,7 @@ def run_job(dsn, owner, import_id, pool=None):
                     " (attempt %d of %d)", import_id, imp["attempts"], MAX_ATTEMPTS)
     started = time.monotonic()
     conn = connect(dsn, job=True)
+    reading = None
     try:
         tx = Tx(conn)
         total = imports.estimate_records(tx, imp["upload_id"]) if imp["upload_id"] else 0
@@ -236,8 +237,14 @@ def run_job(dsn, owner, import_id, pool=None):
                 raise imports.Invalid("the uploaded file is gone", errors={"upload_id": ["deleted"]})
             defaults = imp.get("defaults") or {"default_country": "US"}
             size = tx.one("SELECT size FROM uploads WHERE id = %s", (imp["upload_id"],))["size"]
-            counts = bulk.run(tx, imp, defaults, imports.chunks(tx, imp["upload_id"]), progress,
-                              pool if size >= bulk.PARALLEL_BYTES else None)
+            if size >= bulk.PARALLEL_BYTES and pool is not None:
+                # The import's connection is its writing thread's: the file is read on another.
+                reading = connect(dsn, name="contacts-importer-read")
+                reading.set_session(readonly=True, autocommit=True)
+                counts = bulk.run(tx, imp, defaults, imports.chunks(Tx(reading), imp["upload_id"]),
+                                  progress, pool)
+            else:
+                counts = bulk.run(tx, imp, defaults, imports.chunks(tx, imp["upload_id"]), progress)
             imports.finish(tx, imp, counts)
             conn.commit()
         except Exception as err:
@@ -255,6 +262,8 @@ def run_job(dsn, owner, import_id, pool=None):
                  time.monotonic() - started)
     finally:
         conn.close()
+        if reading is not None:
+            reading.close()
 
 
 def main():
