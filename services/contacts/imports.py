@@ -178,7 +178,7 @@ def import_out(tx, ctx, import_id, detail=True):
         # when any list (or warnings) has more: the CSV result has every record.
         truncated = False
         for outcome in OUTCOMES:
-            rows = tx.all("SELECT record, reason, merged_into, contact_id FROM import_rows"
+            rows = tx.all("SELECT record, reason, merged_into, contact_id FROM import_outcomes"
                           " WHERE import_id = %s AND outcome = %s ORDER BY record LIMIT %s",
                           (imp["id"], outcome, DETAIL_LIMIT + 1))
             truncated |= len(rows) > DETAIL_LIMIT
@@ -218,7 +218,7 @@ def summary(tx, imp):
         "SELECT count(*) AS contacts, count(*) FILTER (WHERE c.email IS NULL) AS no_email,"
         " count(*) FILTER (WHERE c.phone IS NULL) AS no_phone,"
         " count(*) FILTER (WHERE c.timezone IS NULL) AS no_timezone"
-        " FROM contacts c WHERE c.org_id = %s AND c.id IN (SELECT contact_id FROM import_rows"
+        " FROM contacts c WHERE c.org_id = %s AND c.id IN (SELECT contact_id FROM import_outcomes"
         " WHERE import_id = %s AND contact_id IS NOT NULL)", (imp["org_id"], imp["id"]))
     return {"mapped": mapped, "unmapped": [f for f in KEY_FIELDS if f not in mapped],
             "contacts": row["contacts"],
@@ -244,7 +244,7 @@ def result_csv(tx, ctx, import_id):
     w = csv.writer(buf)
     w.writerow(["record", "outcome", "contact_id", "merged_into", "reason", "warnings"])
     cur = tx.cursor()
-    cur.execute("SELECT record, outcome, contact_id, merged_into, reason, warnings FROM import_rows"
+    cur.execute("SELECT record, outcome, contact_id, merged_into, reason, warnings FROM import_outcomes"
                 " WHERE import_id = %s ORDER BY record", (str(import_id),))
     for r in cur:
         w.writerow([r["record"], r["outcome"], r["contact_id"] or "", r["merged_into"] or "",

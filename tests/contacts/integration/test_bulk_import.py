@@ -55,7 +55,7 @@ def contacts(conn, org):
 
 def outcomes(conn, import_id):
     with conn.cursor() as cur:
-        cur.execute("SELECT record, outcome, merged_into, reason FROM import_rows WHERE import_id = %s"
+        cur.execute("SELECT record, outcome, merged_into, reason FROM import_outcomes WHERE import_id = %s"
                     " ORDER BY record", (import_id,))
         return cur.fetchall()
 
@@ -163,7 +163,7 @@ def _state(conn, org, import_ids):
         rows = []
         for import_id in import_ids:
             cur.execute("SELECT r.record, r.outcome, r.merged_into, r.reason, r.warnings::text,"
-                        " c.email, c.phone FROM import_rows r LEFT JOIN contacts c ON c.id = r.contact_id"
+                        " c.email, c.phone FROM import_outcomes r LEFT JOIN contacts c ON c.id = r.contact_id"
                         " WHERE r.import_id = %s ORDER BY r.record", (import_id,))
             rows.append(cur.fetchall())
         cur.execute("SELECT email, phone, name, timezone, custom::text FROM contacts WHERE org_id = %s",
@@ -225,7 +225,7 @@ def test_the_written_summary_matches_a_recount_of_the_contacts_the_import_wrote(
         with db.cursor() as cur:
             cur.execute("SELECT count(*), count(*) FILTER (WHERE email IS NULL),"
                         " count(*) FILTER (WHERE phone IS NULL), count(*) FILTER (WHERE timezone IS NULL)"
-                        " FROM contacts WHERE id IN (SELECT contact_id FROM import_rows WHERE import_id = %s)",
+                        " FROM contacts WHERE id IN (SELECT contact_id FROM import_outcomes WHERE import_id = %s)",
                         (import_id,))
             n_all, email, phone, zone = cur.fetchone()
             cur.execute("SELECT written FROM imports WHERE id = %s", (import_id,))
