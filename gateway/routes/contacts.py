@@ -5,6 +5,7 @@ Uploads reach the contacts service in base64 chunks over RPC (JSON over AMQP), s
 the service may run on different hosts; small files import inside the request, bigger ones as a
 job whose progress `GET /contacts/imports/<id>` reports."""
 import base64
+import collections
 import hashlib
 import hmac
 import json
@@ -22,6 +23,7 @@ from services.contacts.consent import MAX_BATCH
 bp = Blueprint("contacts", __name__)
 V1 = "/api/v1"
 CHUNK = 1024 * 1024
+UPLOAD_WINDOW = 3  # chunks sent and not yet answered
 CHANNELS = ("email", "sms", "phone")
 
 
@@ -218,13 +220,28 @@ def _send_upload():
     answer = rpc.contacts.begin_upload(g.ctx, {"filename": upload.filename or None,
                                                "chunk": base64.b64encode(first).decode()})
     size, seq = len(first), 1
-    while True:
-        chunk = stream.read(CHUNK)
-        if not chunk:
-            break
-        rpc.contacts.append_upload(g.ctx, answer["upload_id"], seq, base64.b64encode(chunk).decode())
-        size += len(chunk)
-        seq += 1
+    # A few chunks in flight at once: this process reads and encodes the next while the
+    # contacts service decodes and stores the last ones.
+    in_flight = collections.deque()
+    try:
+        while True:
+            chunk = stream.read(CHUNK)
+            if not chunk:
+                break
+            in_flight.append(rpc.contacts.append_upload.call_async(
+                g.ctx, answer["upload_id"], seq, base64.b64encode(chunk).decode()))
+            size += len(chunk)
+            seq += 1
+            if len(in_flight) >= UPLOAD_WINDOW:
+                in_flight.popleft().result()
+        while in_flight:
+            in_flight.popleft().result()
+    finally:
+        for reply in in_flight:  # after a refused chunk: the others' replies, ignored
+            try:
+                reply.result()
+            except Exception:
+                pass
     return answer, size
 
 

@@ -46,20 +46,28 @@ def begin_upload(tx, ctx, data):
 
 
 def append_upload(tx, ctx, upload_id, seq, chunk_b64):
+    """Stores chunk `seq` (1, 2, ...: the first came with begin_upload). Chunks may arrive in any
+    order (the gateway sends a few at once): the chunk is written first, without holding the
+    upload's row, which is updated (locked only until commit) after; a chunk already stored is
+    refused. The upload id reaches a client only once every chunk is stored."""
     data = _decode(chunk_b64)
-    row = tx.one("SELECT size, chunks FROM uploads WHERE org_id = %s AND id = %s FOR UPDATE",
-                 (ctx["org_id"], str(upload_id)))
-    if row is None:
+    if seq < 1:
+        raise Invalid("bad chunk", errors={"seq": ["chunk 0 comes with the upload's start"]})
+    exists = tx.one("SELECT 1 AS one FROM uploads WHERE org_id = %s AND id = %s",
+                    (ctx["org_id"], str(upload_id)))
+    if exists is None:
         raise NotFound("upload not found")
-    if seq != row["chunks"]:
-        raise Invalid("chunk out of order", errors={"seq": [f"expected chunk {row['chunks']}"]})
-    if row["size"] + len(data) > MAX_UPLOAD:
+    stored = tx.one("INSERT INTO upload_chunks (upload_id, seq, data) VALUES (%s, %s, %s)"
+                    " ON CONFLICT DO NOTHING RETURNING seq", (str(upload_id), seq, data))
+    if stored is None:
+        raise Invalid("chunk already stored", errors={"seq": [f"chunk {seq} is already stored"]})
+    row = tx.one("UPDATE uploads SET size = size + %s, chunks = chunks + 1 WHERE id = %s"
+                 " RETURNING size, chunks", (len(data), str(upload_id)))
+    if row is None:
+        raise NotFound("upload not found")  # deleted meanwhile
+    if row["size"] > MAX_UPLOAD:
         raise Invalid("file too large", errors={"file": [f"at most {MAX_UPLOAD // (1024 * 1024)} MB"]})
-    tx.execute("INSERT INTO upload_chunks (upload_id, seq, data) VALUES (%s, %s, %s)",
-               (str(upload_id), seq, data))
-    tx.execute("UPDATE uploads SET size = size + %s, chunks = chunks + 1 WHERE id = %s",
-               (len(data), str(upload_id)))
-    return {"upload_id": str(upload_id), "size": row["size"] + len(data), "chunks": seq + 1}
+    return {"upload_id": str(upload_id), "size": row["size"], "chunks": row["chunks"]}
 
 
 def describe_upload(tx, ctx, upload_id):

@@ -209,3 +209,32 @@ def test_a_stopped_worker_exits_promptly_instead_of_hanging_orphaned(stack):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_chunks_stored_out_of_order_make_the_whole_file_and_a_chunk_is_stored_once(stack):
+    """The gateway sends a few chunks at once, so they may be stored in any order; the import
+    reads them by number. A chunk sent twice, or numbered 0 (that one starts the upload), is
+    refused; so is a chunk for an upload of another organization."""
+    import base64
+
+    from nameko.exceptions import RemoteError
+
+    ctx, other = new_org(), new_org()
+    data = leads(30)
+    parts = [data[:400], data[400:800], data[800:]]
+    b64 = [base64.b64encode(p).decode() for p in parts]
+    with stack.rpc(timeout=60) as rpc:
+        up = rpc.contacts.begin_upload(ctx, {"filename": "parts.csv", "chunk": b64[0]})
+        assert rpc.contacts.append_upload(ctx, up["upload_id"], 2, b64[2])["chunks"] == 2
+        assert rpc.contacts.append_upload(ctx, up["upload_id"], 1, b64[1]) == {
+            "upload_id": up["upload_id"], "size": len(data), "chunks": 3}
+        for seq, who, refusal in ((1, ctx, "Invalid"), (0, ctx, "Invalid"), (3, other, "NotFound")):
+            try:
+                rpc.contacts.append_upload(who, up["upload_id"], seq, b64[1])
+                raise AssertionError(f"chunk {seq} was taken")
+            except RemoteError as err:
+                assert err.exc_type == refusal, err
+        job = rpc.contacts.import_contacts(ctx, {"upload_id": up["upload_id"], "mapping": MAPPING,
+                                                 "mode": "job"})
+        done = wait_done(rpc, ctx, job["id"])
+    assert done["status"] == "completed" and done["counts"]["created"] == 30, done
