@@ -26,6 +26,9 @@ STAGE_BATCH = 5000
 IN_FLIGHT = 4          # batches handed to the normalising processes and not yet staged
 WRITE_AHEAD = 4        # normalised batches waiting for the writing thread
 WRITE_TOGETHER = 4     # queued batches the writing thread writes as one
+# Seconds to wait for a batch from the pool (~0.1 s of work): a normalising process that died
+# (killed, out of memory) loses its batch, and the import fails instead of waiting forever.
+NORMALISE_TIMEOUT = 120
 PARALLEL_BYTES = 1 << 20  # uploads from this size normalise in the worker's process pool
 
 SCALARS = ("email", "phone", "phone_extension", "name", "first_name", "last_name", "timezone")
@@ -139,6 +142,10 @@ class Stager:
         self.written = [0, 0, 0, 0]
 
     def feed(self, table):
+        # One import of an organization at a time: a second one waits for the first to commit,
+        # then finds its contacts (two at once would both create the same people; the second
+        # would fail on the unique e-mail).
+        self.cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 11))", (self.org_id,))
         self.cur.execute(STAGE_SQL)
         self.cur.execute("SELECT EXISTS (SELECT 1 FROM contacts WHERE org_id = %s)", (self.org_id,))
         row = self.cur.fetchone()
@@ -212,9 +219,9 @@ class Stager:
             in_flight.append(self.pool.apply_async(
                 _normalise_task, ((batch, columns, self.mapping, self.defaults),)))
             if len(in_flight) >= IN_FLIGHT:
-                yield in_flight.popleft().get()
+                yield in_flight.popleft().get(NORMALISE_TIMEOUT)
         while in_flight:
-            yield in_flight.popleft().get()
+            yield in_flight.popleft().get(NORMALISE_TIMEOUT)
 
     def _dedupe(self, normalised):
         """A normalised batch with its repeats found: (text, repeats, rejected, tags, unsub,
