@@ -284,6 +284,8 @@ def start_import():
     Files up to 2 MB import in the request (201 with the result); bigger ones (or mode=job)
     answer 202 with a queued import to poll."""
     mode = request.args.get("mode") or request.form.get("mode")
+    if mode not in (None, "", "sync", "job"):  # before any byte of a file is stored
+        raise ApiError(400, "invalid", "mode is sync or job", errors={"mode": ["sync or job"]})
     if request.files:
         mapping = _form_mapping()
         if mapping is None:

@@ -138,6 +138,8 @@ class Plan:
         else:
             names = [c for c in (custom if isinstance(custom, list) else []) if pos(c) is not None]
         self.custom = [(at[c], _encode_string(c) + ":") for c in names]
+        self.width = len(columns)
+        self.names = [i for i in (self.name, self.first, self.last) if i is not None]
 
 
 def _array(items):
@@ -182,6 +184,17 @@ def staged(number, values, plan, contact_id):
             custom.append('"other phones":' + _encode_string(" ::: ".join(p.extra)))
     else:
         phone = extension = None
+    for i in plan.names:
+        if "\n" in values[i] or "\r" in values[i]:
+            warn.append({"field": "name", "message": "the name's cell spans several lines (joined"
+                         " into one): a quote left open in the file makes one cell of several"
+                         " records"})
+            break
+    if len(values) > plan.width:
+        extra = sum(1 for v in values[plan.width:] if v.strip())
+        if extra:
+            warn.append({"field": "record", "message": f"{extra} cell(s) past the header's last"
+                                                       " column: ignored"})
     name, first, last = normalize.full_name(
         values[plan.first] if plan.first is not None else None,
         values[plan.last] if plan.last is not None else None,

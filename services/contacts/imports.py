@@ -105,8 +105,19 @@ def create_import(tx, ctx, data, defaults=None):
     upload = get_upload(tx, ctx, data["upload_id"])
     mapping = _mapping(data["mapping"])
     table = reader.open_table(chunks(tx, upload["id"]))
-    table.close()
-    importer.check_mapping(mapping, table.columns)
+    rows = table.value_rows()
+    try:
+        importer.check_mapping(mapping, table.columns)
+        try:
+            first = next(rows, None)
+        except Invalid as err:  # the first record is malformed: said in the message too
+            raise Invalid(err.summary(), errors=err.errors)
+        if first is None:
+            raise Invalid("the file has no records", errors={"file": [
+                "the file has a header row but no records"]})
+    finally:
+        rows.close()
+        table.close()
     import_id = new_id()
     tx.execute("INSERT INTO imports (id, org_id, upload_id, data_source_id, filename, mapping,"
                " defaults) VALUES (%s, %s, %s, %s, %s, %s, %s)",

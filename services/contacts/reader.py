@@ -197,6 +197,10 @@ def open_table(chunks):
     if kind == "xlsx":
         return _open_xlsx(head, rest)
     text, encoding = _decode_sample(head)
+    if len(head) >= SNIFF_BYTES and "\n" not in text and "\r" not in text:
+        raise Invalid("not a CSV file", errors={"file": [
+            f"no line break in the first {SNIFF_BYTES // 1024} KB: a CSV file's header line is"
+            " shorter than that"]})
     delimiter = detect_delimiter(_first_line(text))
     stream = io.TextIOWrapper(io.BufferedReader(ChunkStream(rest, head), 1 << 16),
                               encoding=encoding, errors="replace", newline="")
@@ -253,21 +257,30 @@ def _guard(reader, lines):
                     record=number, line=start)
             yield row
     except csv.Error as err:
-        raise Invalid("the CSV is malformed", errors={"file": [str(err)]})
+        raise Invalid("the CSV is malformed", errors={"file": [
+            f"record {number + 1} (line {start}): {err}"]}, record=number + 1, line=start)
+
+
+MAX_COLUMNS = 1000  # a header's columns (CRM exports have a few hundred at most)
 
 
 def _columns(header):
+    """Column names: trimmed; a repeated name gets ` (2)`, ` (3)`...; a column with no name stays
+    "" (every such column alike: it feeds nothing and is not custom data)."""
     columns, seen = [], set()
     for raw in header:
         name = (raw or "").strip()
         base, n = name, 2
-        while name in seen:
+        while name and name in seen:
             name = f"{base} ({n})"
             n += 1
         seen.add(name)
         columns.append(name)
     if not any(columns):
         raise Invalid("not a CSV file", errors={"file": ["the header row is empty"]})
+    if len(columns) > MAX_COLUMNS:
+        raise Invalid("not a contacts file", errors={"file": [
+            f"the header has {len(columns)} columns; at most {MAX_COLUMNS}"]})
     return columns
 
 

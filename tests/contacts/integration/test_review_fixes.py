@@ -30,7 +30,14 @@ def test_an_unterminated_quote_is_refused_with_400_naming_the_record_and_nothing
 
 
 def test_an_unterminated_quote_fails_a_queued_import_with_the_reason(owner):
+    # In the first record it is found before the import is queued: 400 at once.
     resp = post_file(owner, UNTERMINATED, {"email": "Email"}, mode="job")
+    assert resp.status_code == 400, resp.text
+    assert "record 1 (line 2): a quoted cell is never closed" in resp.json()["message"]
+    # Deeper in the file, the queued import finds it and fails with the reason.
+    deeper = b"Email,b\n" + b"".join(b"r%d@example.org,%d\n" % (i, i) for i in range(3)) + (
+        UNTERMINATED.split(b"\n", 1)[1])
+    resp = post_file(owner, deeper, {"email": "Email"}, mode="job")
     assert resp.status_code == 202, resp.text
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -39,7 +46,7 @@ def test_an_unterminated_quote_fails_a_queued_import_with_the_reason(owner):
             break
         time.sleep(0.1)
     assert job["status"] == "failed"
-    assert "record 1 (line 2)" in job["error"] and "unterminated quote" in job["error"]
+    assert "record 4 (line 5)" in job["error"] and "unterminated quote" in job["error"]
     assert contacts_of(owner) == []
 
 
@@ -144,3 +151,67 @@ def test_a_bad_rule_stored_before_validation_answers_400_naming_it_never_500(own
                                          {"segment_id": seg["id"], "channel": "email"})
     assert type(err.value).__name__ in ("Invalid", "RemoteError"), err.value
     assert "rules.rules.1.from" in repr(err.value.__dict__) + str(err.value), err.value
+
+
+# -- files a new user sent by mistake (found by a fresh-clone tryout) ---------------------------
+
+def _uploads_of(stack, org_id):
+    conn = stack.db("contacts")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM uploads WHERE org_id = %s", (org_id,))
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_a_header_without_records_is_refused_in_one_step_or_two(owner):
+    resp = post_file(owner, b"Email,Phone,Name\n", {"email": "Email"})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["errors"]["file"] == ["the file has a header row but no records"]
+    up = owner.post("/api/v1/contacts/uploads", files={"file": ("h.csv", b"Email,Name")}).json()
+    resp = owner.post("/api/v1/contacts/imports", json={"upload_id": up["upload_id"],
+                                                       "mapping": {"email": "Email"}})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["errors"]["file"] == ["the file has a header row but no records"]
+    assert contacts_of(owner) == []
+
+
+def test_text_with_no_line_break_or_thousands_of_columns_is_not_taken_for_a_csv(owner, stack):
+    org = owner.org_id
+    before = _uploads_of(stack, org)
+    one_line = b"x|" * (3 * 1024 * 1024)  # 6 MB of printable text, no line break
+    resp = owner.post("/api/v1/contacts/uploads", files={"file": ("g.txt", one_line)})
+    assert resp.status_code == 400, resp.text[:300]
+    assert "no line break in the first 64 KB" in resp.json()["errors"]["file"][0]
+    wide = (",".join(f"c{i}" for i in range(1500)) + "\na@example.org\n").encode()
+    resp = post_file(owner, wide, {"email": "c0"})
+    assert resp.status_code == 400, resp.text[:300]
+    assert resp.json()["errors"]["file"] == ["the header has 1500 columns; at most 1000"]
+    assert _uploads_of(stack, org) == before  # nothing stored
+
+
+def test_cells_past_the_header_and_names_over_several_lines_are_warned(owner):
+    data = (b'Email,Name\nex@example.org,Ex,extra1,extra2\nq1@example.org,"Ann\n'
+            b'q2@example.org,Bob"\nq3@example.org,Cy\n')
+    body = post_file(owner, data, {"email": "Email", "name": "Name"}).json()
+    assert body["counts"]["created"] == 3, body
+    assert {(w["record"], w["field"], w["message"]) for w in body["warnings"]} == {
+        (1, "record", "2 cell(s) past the header's last column: ignored"),
+        (2, "name", "the name's cell spans several lines (joined into one): a quote left open"
+                    " in the file makes one cell of several records")}
+
+
+def test_columns_without_a_name_are_not_custom_data_however_many(owner):
+    body = post_file(owner, b"Email,,Name,\neh@example.org,x,EH,y\n", {"email": "Email"}).json()
+    assert body["counts"]["created"] == 1, body
+    [contact] = contacts_of(owner)
+    assert contact["custom"] == {"Name": "EH"}
+
+
+def test_a_bad_mode_is_refused_before_the_file_is_stored(owner, stack):
+    org = owner.org_id
+    before = _uploads_of(stack, org)
+    resp = post_file(owner, b"Email\na@example.org\n", {"email": "Email"}, mode="later")
+    assert resp.status_code == 400 and resp.json()["errors"] == {"mode": ["sync or job"]}, resp.text
+    assert _uploads_of(stack, org) == before
