@@ -14,11 +14,13 @@ from gateway.permissions import PERMISSIONS
 
 
 def endpoint(permission, body=None, query=None, response=None, status=200, summary="",
-             tags=None, many=False, org_scoped=True):
+             tags=None, many=False, org_scoped=True, form=None, json_body=None):
     """permission: a key of PERMISSIONS, or "public" (no sign-in) or "signed_in" (no org needed).
 
     The view is called with `body=` and/or `query=` (validated dicts) when schemas are given.
     It returns plain data (serialized as JSON with `status`), or a Flask Response.
+    `form` (an OpenAPI schema) and `json_body` (a schema) only document bodies a view reads
+    itself: a multipart form, and the JSON it also takes.
     """
     if permission not in PERMISSIONS and permission not in ("public", "signed_in"):
         raise ValueError(f"unknown permission {permission}")
@@ -47,6 +49,7 @@ def endpoint(permission, body=None, query=None, response=None, status=200, summa
             "permission": permission, "body": body, "query": query, "response": response,
             "status": status, "summary": summary or (view.__doc__ or "").strip().split("\n")[0],
             "tags": tags or [], "many": many, "org_scoped": org_scoped,
+            "form": form, "json_body": json_body,
         }
         return wrapper
 

@@ -69,6 +69,11 @@ def build_spec(app):
                 required = any(f.required for f in getattr(body, "fields", {}).values())
                 op["requestBody"] = {"required": required, "content": {
                     "application/json": {"schema": meta["body"]}}}
+            if meta.get("form") is not None:
+                content = {"multipart/form-data": {"schema": meta["form"]}}
+                if meta.get("json_body") is not None:
+                    content["application/json"] = {"schema": meta["json_body"]}
+                op["requestBody"] = {"required": True, "content": content}
             if meta["response"] is not None:
                 schema = meta["response"]
                 content = {"schema": {"type": "array", "items": schema}} if meta["many"] \

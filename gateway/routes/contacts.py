@@ -74,6 +74,10 @@ class ImportOut(Schema):
     warnings = fields.List(fields.Dict())
     details_truncated = fields.Boolean()
     summary = fields.Dict()
+    mapping = fields.Dict()
+    data_source_id = fields.String(allow_none=True)
+    created_at = fields.String()
+    finished_at = fields.String(allow_none=True)
 
 
 class UploadOut(Schema):
@@ -81,7 +85,20 @@ class UploadOut(Schema):
     kind = fields.String()
     columns = fields.List(fields.String())
     delimiter = fields.String(allow_none=True)
+    encoding = fields.String(allow_none=True)
+    size = fields.Integer()
     suggested_mapping = fields.Dict()
+
+
+# Multipart request bodies (documented in the OpenAPI document; the views read request.files).
+UPLOAD_FORM = {"type": "object", "required": ["file"], "properties": {
+    "file": {"type": "string", "format": "binary", "description": "CSV or XLSX, at most 60 MB"}}}
+IMPORT_FORM = {"type": "object", "required": ["file", "mapping"], "properties": {
+    "file": {"type": "string", "format": "binary", "description": "CSV or XLSX, at most 60 MB"},
+    "mapping": {"type": "string", "description": "the column mapping, as JSON text"},
+    "mode": {"type": "string", "enum": ["sync", "job"],
+             "description": "sync: import in the request; job: queue it (202). Also a query"
+                            " parameter. Default: files up to 2 MB sync, bigger ones job"}}}
 
 
 class TagOut(Schema):
@@ -246,7 +263,7 @@ def _send_upload():
 
 
 @bp.post(f"{V1}/contacts/uploads")
-@endpoint("operate", response=UploadOut(), status=201, tags=["imports"])
+@endpoint("operate", response=UploadOut(), status=201, tags=["imports"], form=UPLOAD_FORM)
 def upload_file():
     """Upload a CSV or XLSX file; answers the detected columns and a suggested mapping."""
     answer, size = _send_upload()
@@ -278,7 +295,8 @@ def _form_mapping():
 
 
 @bp.post(f"{V1}/contacts/imports")
-@endpoint("operate", response=ImportOut(), status=201, tags=["imports"])
+@endpoint("operate", response=ImportOut(), status=201, tags=["imports"], form=IMPORT_FORM,
+          json_body=ImportJson())
 def start_import():
     """Import contacts: multipart `file` + `mapping` (JSON), or JSON {upload_id, mapping}.
     Files up to 2 MB import in the request (201 with the result); bigger ones (or mode=job)
@@ -391,8 +409,14 @@ def sync_data_source(source_id, body):
     return rpc.contacts.sync_data_source(g.ctx, source_id, body), 202
 
 
+SOURCE_FORM = {"type": "object", "required": ["file"], "properties": {
+    "file": IMPORT_FORM["properties"]["file"],
+    "mapping": {"type": "string", "description": "a new column mapping (JSON text), saved on"
+                                                " the source; default: the source's own"}}}
+
+
 @bp.post(f"{V1}/data-sources/<source_id>/imports")
-@endpoint("operate", response=ImportOut(), status=202, tags=["data sources"])
+@endpoint("operate", response=ImportOut(), status=202, tags=["data sources"], form=SOURCE_FORM)
 def import_to_source(source_id):
     """Upload a file to a file source: imported with the source's saved mapping (or a new
     `mapping` form field, which is then saved), as a job."""

@@ -215,3 +215,33 @@ def test_a_bad_mode_is_refused_before_the_file_is_stored(owner, stack):
     resp = post_file(owner, b"Email\na@example.org\n", {"email": "Email"}, mode="later")
     assert resp.status_code == 400 and resp.json()["errors"] == {"mode": ["sync or job"]}, resp.text
     assert _uploads_of(stack, org) == before
+
+
+def _documented(api, path, status):
+    """The property names the OpenAPI document gives for a route's POST response, and its
+    request body's content types."""
+    doc = api.get("/api/openapi.json").json()
+    op = doc["paths"][path]["post"]
+    schema = op["responses"][status]["content"]["application/json"]["schema"]
+    if "$ref" in schema:
+        schema = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return set(schema["properties"]), op["requestBody"]["content"]
+
+
+def test_the_openapi_document_describes_upload_and_import_bodies_and_every_field_they_answer(owner):
+    """A strict client generated from the document must accept the real answers: every key of
+    an upload's, a sync import's and a queued import's answer is a documented property; the
+    multipart forms are documented."""
+    fields, content = _documented(owner, "/api/v1/contacts/uploads", "201")
+    assert content["multipart/form-data"]["schema"]["required"] == ["file"]
+    up = owner.post("/api/v1/contacts/uploads", files={"file": ("a.csv", b"Email\na@example.org\n")})
+    assert set(up.json()) <= fields, set(up.json()) - fields
+    fields, content = _documented(owner, "/api/v1/contacts/imports", "201")
+    assert set(content) == {"multipart/form-data", "application/json"}
+    assert set(content["multipart/form-data"]["schema"]["properties"]) == {"file", "mapping", "mode"}
+    done = post_file(owner, b"Email\nb@example.org\nbad\n", {"email": "Email"}).json()
+    queued = owner.post("/api/v1/contacts/imports", json={"upload_id": up.json()["upload_id"],
+                                                          "mapping": {"email": "Email"}, "mode": "job"})
+    assert queued.status_code == 202, queued.text
+    for answer in (done, queued.json()):
+        assert set(answer) <= fields, set(answer) - fields
