@@ -66,21 +66,29 @@ def _json(value):
 _VERSION_7 = (0x7 << 76) | (0b10 << 62)
 
 
-def normalise(batch, plan):
+def id_stamp():
+    """The time part of an import's new contact ids (the version 7 layout's milliseconds), taken
+    once per import."""
+    return (int(time.time() * 1000) << 80) | _VERSION_7
+
+
+def new_id(stamp, number, bits=random.getrandbits):
+    """The id record `number` of the import stamped `stamp` gives its contact if it is new: the
+    milliseconds, then the record number (32 bits, split around the version and variant bits),
+    then 42 random bits. An import's new contacts sort in record order, and land next to each
+    other in the id indexes instead of all over them."""
+    return (f"{stamp | ((number >> 20) & 0xFFF) << 64 | (number & 0xFFFFF) << 42 | bits(42):032x}")
+
+
+def normalise(batch, plan, stamp):
     """CPU only, runs in any process: [(number, cells)] -> (the CSV text of the batch's staged
     rows, [(number, e-mail, phone)] of each, [(number, reason, warnings JSON)] of each rejection,
-    whether any staged row has tags, whether any has unsubscribes).
-
-    Each staged row carries the id its contact gets if it is new: time-ordered (the version 7
-    layout: milliseconds, then the record number and random bits), so a file's new contacts land
-    next to each other in the id indexes instead of all over them."""
+    whether any staged row has tags, whether any has unsubscribes). Each staged row carries the
+    id its contact gets if it is new (new_id)."""
     rows, keys, rejected = [], [], []
     staged, Rejection = importer.staged, importer.Rejection
-    stamp = (int(time.time() * 1000) << 80) | (random.getrandbits(12) << 64) | _VERSION_7
-    bits = random.getrandbits
     for number, values in batch:
-        row = staged(number, values, plan,
-                     f"{stamp | ((number & 0xFFFFFFFF) << 30) | bits(30):032x}")
+        row = staged(number, values, plan, new_id(stamp, number))
         if row.__class__ is Rejection:
             rejected.append((number, row.reason, _json(row.warnings) if row.warnings else None))
         else:
@@ -94,8 +102,8 @@ def normalise(batch, plan):
 # The import worker's normalising processes (multiprocessing, forked before any thread or
 # connection exists) get the job's columns, mapping and defaults with each batch.
 def _normalise_task(args):
-    batch, columns, mapping, defaults = args
-    return normalise(batch, _plan(_freeze(mapping), _freeze(defaults), tuple(columns)))
+    batch, columns, mapping, defaults, stamp = args
+    return normalise(batch, _plan(_freeze(mapping), _freeze(defaults), tuple(columns)), stamp)
 
 
 _PLANS = {}
@@ -138,6 +146,7 @@ class Stager:
         self.existing = 0  # first records whose person the database already held
         self.batches = 0
         self.held_contacts = True  # whether the organization had contacts before this import
+        self.stamp = id_stamp()
         # The contacts written so far and how many lack an e-mail, a phone, a time zone.
         self.written = [0, 0, 0, 0]
 
@@ -162,24 +171,23 @@ class Stager:
         failed, aborted = [], threading.Event()
 
         def write():
+            ended = False  # the end marker (None) was taken
             try:
-                while True:
+                while not ended:
                     items = [pending.get()]
                     while items[-1] is not None and len(items) < WRITE_TOGETHER:
                         try:
                             items.append(pending.get_nowait())
                         except queue.Empty:
                             break
-                    last = items[-1] is None
+                    ended = items[-1] is None
                     items = [i for i in items if i is not None]
                     if items and not aborted.is_set():
                         self._write(items)
-                    if last:
-                        return
             except BaseException as err:  # handed to the reading thread, which raises it
                 failed.append(err)
-                while pending.get() is not None:
-                    pass  # keep taking, so the reading thread never blocks on a full queue
+                while not ended:  # keep taking, so the reading thread never blocks on a full queue
+                    ended = pending.get() is None
 
         writer = threading.Thread(target=write, name="import-writer", daemon=True)
         writer.start()
@@ -212,12 +220,12 @@ class Stager:
         if self.pool is None:
             plan = importer.Plan(self.mapping, self.defaults, columns)
             for batch in self._batches(table):
-                yield normalise(batch, plan)
+                yield normalise(batch, plan, self.stamp)
             return
         in_flight = collections.deque()
         for batch in self._batches(table):
             in_flight.append(self.pool.apply_async(
-                _normalise_task, ((batch, columns, self.mapping, self.defaults),)))
+                _normalise_task, ((batch, columns, self.mapping, self.defaults, self.stamp),)))
             if len(in_flight) >= IN_FLIGHT:
                 yield in_flight.popleft().get(NORMALISE_TIMEOUT)
         while in_flight:
@@ -234,7 +242,8 @@ class Stager:
             if email:
                 first = by_email.setdefault(email, number)
                 if phone:
-                    by_phone.setdefault(phone, number)
+                    # The person's first record (a repeat's phone leads to its group, not to it).
+                    by_phone.setdefault(phone, first)
             else:
                 first = by_phone.setdefault(phone, number)
             if first != number:
@@ -297,10 +306,13 @@ class Stager:
         for sql in CREATED_ROWS_SQL:
             cur.execute(sql, params)
         if matched or repeats or unsub:
-            # Kept for merge(): repeats, people the database held, and new contacts with
-            # unsubscribes (a later repeat may bring the phone an SMS opt-out is for).
+            # Kept for merge(): repeats, people the database held, and new contacts with an
+            # unsubscribe for an address they lack (a later repeat may bring the phone an SMS
+            # opt-out is for).
             cur.execute("INSERT INTO import_stage SELECT * FROM import_batch b WHERE b.grp IS NOT"
-                        " NULL OR b.unsub IS NOT NULL OR b.record IN (SELECT grp FROM import_matches)")
+                        " NULL OR b.record IN (SELECT grp FROM import_matches) OR (b.unsub IS NOT"
+                        " NULL AND ((b.email IS NULL AND 'email' = ANY(b.unsub)) OR (b.phone IS"
+                        " NULL AND b.unsub && ARRAY['sms', 'phone'])))")
         if matched:
             cur.execute("INSERT INTO import_existing SELECT * FROM import_matches")
             self.existing += matched
@@ -318,12 +330,10 @@ WHERE b.grp IS NULL AND b.email IS NOT NULL
 UNION ALL
 SELECT b.record, m.id, m.name, m.first_name, m.last_name, m.email, m.phone, m.phone_extension,
        m.timezone, m.custom
-FROM import_batch b JOIN (
-  SELECT DISTINCT ON (c.phone) c.* FROM contacts c
-  WHERE c.org_id = %(org)s AND c.phone IN (SELECT phone FROM import_batch
-                                           WHERE grp IS NULL AND email IS NULL AND phone IS NOT NULL)
-  ORDER BY c.phone, c.created_at, c.id) m ON m.phone = b.phone
-WHERE b.grp IS NULL AND b.email IS NULL
+FROM import_batch b CROSS JOIN LATERAL (
+  SELECT c.* FROM contacts c WHERE c.org_id = %(org)s AND c.phone = b.phone
+  ORDER BY c.created_at, c.id LIMIT 1) m
+WHERE b.grp IS NULL AND b.email IS NULL AND b.phone IS NOT NULL
 """
 # A first record of someone new to the organization. (NOT IN, which PostgreSQL answers from a
 # hash of import_matches whatever it guesses: temporary tables have no statistics, and the
@@ -350,11 +360,13 @@ SELECT gen_random_uuid(), %(org)s, 'contact', title FROM (
   WHERE b.tags IS NOT NULL ORDER BY lower(u.t), b.record, u.o) x
 ON CONFLICT DO NOTHING
 """
+# Each title looked up by the tags index (a join let the planner loop over every tag of the
+# organization for each of them: minutes for a batch naming thousands of tags).
 LINK_SQL = """
 INSERT INTO contact_tags (tag_id, contact_id, org_id)
 SELECT DISTINCT t.id, x.contact_id, %(org)s::uuid FROM ({items}) x
-JOIN tags t ON t.org_id = %(org)s AND t.kind = 'contact' AND t.active
-           AND lower(t.title) = lower(x.title)
+CROSS JOIN LATERAL (SELECT t.id FROM tags t WHERE t.org_id = %(org)s AND t.kind = 'contact'
+                    AND lower(t.title) = lower(x.title) AND t.active) t
 ON CONFLICT DO NOTHING
 """
 LINK_CREATED_SQL = LINK_SQL.format(items=f"""
@@ -414,23 +426,28 @@ def _ident(g, c, ch):
 # Groups with repeats: the first non-empty value of each field by record order, custom keys
 # likewise, tags and unsubscribes added up, over the group's staged records (with its first
 # record for a person the database held; without it, the repeats alone, for a new contact).
-FILL_SQL = f"""
-CREATE TEMP TABLE import_fill ON COMMIT DROP AS
-SELECT s.grp, {", ".join(_first(f) for f in SCALARS)},
-  (SELECT COALESCE(jsonb_object_agg(k, v), '{{}}'::jsonb) FROM (
-     SELECT DISTINCT ON (e.key) e.key AS k, e.value AS v
-     FROM import_stage s2, jsonb_each(s2.custom) e
-     WHERE s2.grp = s.grp ORDER BY e.key, s2.record) x) AS custom,
-  (SELECT array_agg(t ORDER BY r, o) FROM (
-     SELECT DISTINCT ON (u.t) u.t, s2.record AS r, u.o
-     FROM import_stage s2, unnest(s2.tags) WITH ORDINALITY u(t, o)
-     WHERE s2.grp = s.grp ORDER BY u.t, s2.record, u.o) x) AS tags,
-  (SELECT array_agg(DISTINCT ch ORDER BY ch) FROM import_stage s2, unnest(s2.unsub) ch
-     WHERE s2.grp = s.grp) AS unsub
-FROM import_stage s
-WHERE s.grp IN (SELECT DISTINCT grp FROM import_stage WHERE record <> grp)
-GROUP BY s.grp
-"""
+# Each part is one grouped pass over those groups' records (never a scan per group).
+FILL_SQL = [
+    """CREATE TEMP TABLE import_fill_rows ON COMMIT DROP AS
+       SELECT s.* FROM import_stage s
+       WHERE s.grp IN (SELECT grp FROM import_stage WHERE record <> grp)""",
+    f"""CREATE TEMP TABLE import_fill ON COMMIT DROP AS
+       SELECT s.grp, {", ".join(_first(f) for f in SCALARS)},
+              COALESCE(c.custom, '{{}}'::jsonb) AS custom, t.tags, u.unsub
+       FROM import_fill_rows s
+       LEFT JOIN (SELECT grp, jsonb_object_agg(k, v) AS custom FROM (
+                    SELECT DISTINCT ON (s2.grp, e.key) s2.grp, e.key AS k, e.value AS v
+                    FROM import_fill_rows s2, jsonb_each(s2.custom) e
+                    ORDER BY s2.grp, e.key, s2.record) x GROUP BY grp) c ON c.grp = s.grp
+       LEFT JOIN (SELECT grp, array_agg(t ORDER BY r, o) AS tags FROM (
+                    SELECT DISTINCT ON (s2.grp, u.t) s2.grp, u.t, s2.record AS r, u.o
+                    FROM import_fill_rows s2, unnest(s2.tags) WITH ORDINALITY u(t, o)
+                    ORDER BY s2.grp, u.t, s2.record, u.o) x GROUP BY grp) t ON t.grp = s.grp
+       LEFT JOIN (SELECT s2.grp, array_agg(DISTINCT ch ORDER BY ch) AS unsub
+                  FROM import_fill_rows s2, unnest(s2.unsub) ch GROUP BY s2.grp) u
+              ON u.grp = s.grp
+       GROUP BY s.grp, c.custom, t.tags, u.unsub""",
+]
 
 # People the database held, no record repeated: each staged record is its own group.
 GROUPS_SQL = """
@@ -552,7 +569,8 @@ def merge(cur, stager):
     params = {"org": stager.org_id, "import_id": stager.import_id}
     if stager.merged:
         cur.execute("UPDATE import_stage SET grp = record WHERE grp IS NULL")
-        cur.execute(FILL_SQL)
+        for sql in FILL_SQL:
+            cur.execute(sql)
     if stager.existing:
         cur.execute(GROUPS_FILLED_SQL if stager.merged else GROUPS_SQL)
         for sql in EXISTING_SQL:

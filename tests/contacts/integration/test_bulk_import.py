@@ -2,6 +2,7 @@
 the import worker runs. Dedupe inside the file and against existing contacts, re-imports, and the
 same outcomes whichever way the records are batched or normalised (in this process or a pool)."""
 import multiprocessing
+import time
 import uuid
 
 import pytest
@@ -246,3 +247,84 @@ def test_a_phone_only_record_joins_the_contact_of_the_earliest_record_with_that_
     assert counts["updated"] == 1
     phone_only = [c for c in contacts(db, org) if c["email"] is None]
     assert len(phone_only) == 1 and phone_only[0]["custom"] == {"plan": "gold"}
+
+
+def test_a_record_repeating_a_repeat_by_phone_joins_the_first_record(db):
+    """Record 2 repeats record 1 by e-mail and brings a phone; record 3 (phone only) repeats
+    record 2 by that phone, so it belongs to record 1's person too: never lost."""
+    org = uuid.uuid4()
+    counts, import_id = run(db, org, b"email,phone,tags,sms\na@example.org,,,\n"
+                                     b"a@example.org,+1 202 555 0101,,\n,(202) 555-0101,vip,yes\n",
+                            {"email": "email", "phone": "phone", "tags": "tags",
+                             "unsubscribe": {"sms": "sms"}})
+    assert (counts["records"], counts["created"], counts["merged"]) == (3, 1, 2)
+    assert outcomes(db, import_id) == [(1, "created", None, None), (2, "merged", 1, None),
+                                       (3, "merged", 1, None)]
+    [a] = contacts(db, org)
+    assert a["phone"] == "+12025550101"
+    with db.cursor() as cur:
+        cur.execute("SELECT t.title FROM contact_tags ct JOIN tags t ON t.id = ct.tag_id"
+                    " WHERE ct.contact_id = %s", (a["id"],))
+        assert cur.fetchall() == [("vip",)]
+        cur.execute("SELECT channel, identifier FROM unsubscribes WHERE org_id = %s", (org,))
+        assert cur.fetchall() == [("sms", "+12025550101")]
+
+
+def test_new_contacts_sort_in_record_order_across_batches_and_processes(db, stack, monkeypatch):
+    monkeypatch.setattr(bulk, "STAGE_BATCH", 3)
+    data = b"email\n" + b"".join(b"o%d@example.org\n" % i for i in range(40))
+    pool = multiprocessing.get_context("fork").Pool(2)
+    reading = stack.db("contacts")
+    reading.autocommit = True
+    try:
+        org = uuid.uuid4()
+        run(db, org, data, {"email": "email"}, pool, reading)
+    finally:
+        reading.close()
+        pool.close()
+        pool.join()
+    by_id = [c["email"] for c in sorted(contacts(db, org), key=lambda c: c["id"])]
+    assert by_id == [f"o{i}@example.org" for i in range(40)]
+
+
+def test_a_write_failing_at_the_last_batch_fails_the_import_and_never_hangs(db, stack, monkeypatch):
+    """The writing thread may take the end of the file together with the last batches; a write
+    failing then must reach the caller (it once left both threads waiting on each other)."""
+    import threading
+
+    monkeypatch.setattr(bulk, "STAGE_BATCH", 3)
+    # The whole file queues while the first batch is written; the next write takes the rest
+    # together with the end marker, and fails.
+    monkeypatch.setattr(bulk, "WRITE_AHEAD", 100)
+    monkeypatch.setattr(bulk, "WRITE_TOGETHER", 100)
+    real = bulk.Stager.write_batch
+
+    def failing(self, text, *args):
+        if "last@example.org" in text:
+            raise RuntimeError("the database went away")
+        time.sleep(0.05)  # a slow database: batches queue up, the end marker with the last ones
+        return real(self, text, *args)
+
+    monkeypatch.setattr(bulk.Stager, "write_batch", failing)
+    data = b"email\n" + b"".join(b"w%d@example.org\n" % i for i in range(40)) + b"last@example.org\n"
+    pool = multiprocessing.get_context("fork").Pool(2)
+    reading = stack.db("contacts")
+    reading.autocommit = True
+    raised = []
+
+    def attempt():
+        try:
+            run(db, uuid.uuid4(), data, {"email": "email"}, pool, reading)
+        except RuntimeError as err:
+            raised.append(err)
+
+    try:
+        worker = threading.Thread(target=attempt, daemon=True)
+        worker.start()
+        worker.join(60)
+        assert not worker.is_alive(), "the import hung"
+        assert [str(e) for e in raised] == ["the database went away"]
+    finally:
+        db.rollback()
+        reading.close()
+        pool.terminate()
