@@ -360,13 +360,15 @@ SELECT gen_random_uuid(), %(org)s, 'contact', title FROM (
   WHERE b.tags IS NOT NULL ORDER BY lower(u.t), b.record, u.o) x
 ON CONFLICT DO NOTHING
 """
-# Each title looked up by the tags index (a join let the planner loop over every tag of the
-# organization for each of them: minutes for a batch naming thousands of tags).
+# Each title looked up by the tags index, one lookup per title (a join, even a plain lateral
+# one, which the planner flattens into a join, let it loop over every tag of the organization
+# and rescan the batch for each: minutes for a batch naming thousands of tags; LIMIT 1 (a
+# title is one tag) keeps the lookup per title).
 LINK_SQL = """
 INSERT INTO contact_tags (tag_id, contact_id, org_id)
 SELECT DISTINCT t.id, x.contact_id, %(org)s::uuid FROM ({items}) x
 CROSS JOIN LATERAL (SELECT t.id FROM tags t WHERE t.org_id = %(org)s AND t.kind = 'contact'
-                    AND lower(t.title) = lower(x.title) AND t.active) t
+                    AND lower(t.title) = lower(x.title) AND t.active LIMIT 1) t
 ON CONFLICT DO NOTHING
 """
 LINK_CREATED_SQL = LINK_SQL.format(items=f"""
