@@ -253,12 +253,13 @@ def _send_upload():
                 in_flight.popleft().result()
         while in_flight:
             in_flight.popleft().result()
-    finally:
-        for reply in in_flight:  # after a refused chunk: the others' replies, ignored
-            try:
-                reply.result()
-            except Exception:
-                pass
+    except Exception:
+        if in_flight:
+            # A refused or timed-out chunk: the others' replies are not waited for (each could
+            # take a whole RPC timeout); this thread's proxy starts afresh. The upload's id was
+            # never answered; what was stored is purged with unused uploads.
+            rpc.reset()
+        raise
     return answer, size
 
 

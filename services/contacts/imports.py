@@ -88,12 +88,19 @@ def get_upload(tx, ctx, upload_id):
 
 
 def chunks(tx, upload_id):
-    """The upload's bytes, one stored chunk at a time (never the whole file in memory)."""
+    """The upload's bytes, one stored chunk at a time (never the whole file in memory). Chunks
+    are stored in any order: a number missing below the upload's count of chunks is Invalid
+    (the file would end early), never the end of the file."""
+    upload = tx.one("SELECT chunks FROM uploads WHERE id = %s", (str(upload_id),))
+    stored = upload["chunks"] if upload else 0
     seq = 0
     while True:
         row = tx.one("SELECT data FROM upload_chunks WHERE upload_id = %s AND seq = %s",
                      (str(upload_id), seq))
         if row is None:
+            if seq < stored:
+                raise Invalid("the upload is incomplete", errors={"upload_id": [
+                    f"chunk {seq} is missing ({stored} stored): upload the file again"]})
             return
         yield bytes(row["data"])
         seq += 1
@@ -197,9 +204,12 @@ def import_out(tx, ctx, import_id, detail=True):
         # when any list (or warnings) has more: the CSV result has every record.
         truncated = False
         for outcome in OUTCOMES:
-            rows = tx.all("SELECT record, reason, merged_into, contact_id FROM import_outcomes"
-                          " WHERE import_id = %s AND outcome = %s ORDER BY record LIMIT %s",
-                          (imp["id"], outcome, DETAIL_LIMIT + 1))
+            if outcome == "created":
+                rows = _first_created(tx, imp["id"], DETAIL_LIMIT + 1)
+            else:
+                rows = tx.all("SELECT record, reason, merged_into, contact_id FROM import_rows"
+                              " WHERE import_id = %s AND outcome = %s ORDER BY record LIMIT %s",
+                              (imp["id"], outcome, DETAIL_LIMIT + 1))
             truncated |= len(rows) > DETAIL_LIMIT
             out[outcome] = [_row_out(r) for r in rows[:DETAIL_LIMIT]]
         warned = tx.all("SELECT record, warnings FROM import_rows WHERE import_id = %s"
@@ -214,6 +224,26 @@ def import_out(tx, ctx, import_id, detail=True):
 
 
 OUTCOMES = ("created", "updated", "unchanged", "merged", "rejected")
+
+
+def _first_created(tx, import_id, limit):
+    """The first `limit` created records (by record number): those with warnings (import_rows)
+    and the batches of import_created in order, read only until `limit` are in hand (a batch's
+    records run before the next batch's), not every batch of a million-row import."""
+    rows = tx.all("SELECT record, reason, merged_into, contact_id FROM import_rows"
+                  " WHERE import_id = %s AND outcome = 'created' ORDER BY record LIMIT %s",
+                  (import_id, limit))
+    compact, after = [], 0
+    while len(compact) < limit:
+        batch = tx.one("SELECT first_record, records, contact_ids::text[] AS ids FROM import_created"
+                       " WHERE import_id = %s AND first_record > %s ORDER BY first_record LIMIT 1",
+                       (import_id, after))
+        if batch is None:
+            break
+        compact.extend({"record": r, "reason": None, "merged_into": None, "contact_id": c}
+                       for r, c in zip(batch["records"], batch["ids"]))
+        after = batch["first_record"]
+    return sorted(list(rows) + compact, key=lambda r: r["record"])[:limit]
 KEY_FIELDS = ("email", "phone", "name", "timezone")
 
 

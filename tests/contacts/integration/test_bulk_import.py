@@ -328,3 +328,26 @@ def test_a_write_failing_at_the_last_batch_fails_the_import_and_never_hangs(db, 
         db.rollback()
         reading.close()
         pool.terminate()
+
+
+def test_the_created_list_runs_in_record_order_across_batches_and_warned_records(db, monkeypatch):
+    """Created records are kept a row per batch (import_created), those with warnings a row
+    each (import_rows); the result's `created` list merges both, first records first, and reads
+    only as many batches as it needs."""
+    monkeypatch.setattr(bulk, "STAGE_BATCH", 4)
+    lines = [b"email,tz"] + [b"c%d@example.org,%s" % (i, b"UTC+1" if i % 4 == 1 else b"")
+                             for i in range(30)]
+    org = uuid.uuid4()
+    counts, import_id = run(db, org, b"\n".join(lines) + b"\n", {"email": "email", "timezone": "tz"})
+    assert (counts["created"], counts["warnings"]) == (30, 8)
+    ctx = {"org_id": str(org)}
+    monkeypatch.setattr(imports, "DETAIL_LIMIT", 10)
+    out = imports.import_out(Tx(db), ctx, import_id)
+    assert [r["record"] for r in out["created"]] == list(range(1, 11))
+    assert out["details_truncated"] is True
+    monkeypatch.setattr(imports, "DETAIL_LIMIT", 100)
+    out = imports.import_out(Tx(db), ctx, import_id)
+    assert [r["record"] for r in out["created"]] == list(range(1, 31))
+    emails = {c["id"]: c["email"] for c in contacts(db, org)}
+    assert [emails[uuid.UUID(r["contact_id"])] for r in out["created"]] == [
+        f"c{i}@example.org" for i in range(30)]

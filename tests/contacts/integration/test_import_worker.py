@@ -254,3 +254,22 @@ def test_two_imports_of_one_organization_at_once_both_complete_one_after_the_oth
     assert sum(d["counts"]["created"] for d in done) == 35000
     assert sorted(d["counts"]["unchanged"] for d in done) == [0, 5000]
     assert total == 35000
+
+
+def test_an_upload_missing_a_chunk_fails_its_import_rather_than_import_part_of_the_file(stack):
+    import base64
+
+    ctx = new_org()
+    data = leads(30)
+    parts = [base64.b64encode(p).decode() for p in (data[:400], data[400:800], data[800:])]
+    with stack.rpc(timeout=60) as rpc:
+        up = rpc.contacts.begin_upload(ctx, {"filename": "gap.csv", "chunk": parts[0]})
+        rpc.contacts.append_upload(ctx, up["upload_id"], 2, parts[2])  # chunk 1 never came
+        try:
+            job = rpc.contacts.import_contacts(ctx, {"upload_id": up["upload_id"],
+                                                     "mapping": MAPPING, "mode": "job"})
+            raise AssertionError(f"queued: {job}")
+        except Exception as err:  # refused when the import is asked for: the reader reads ahead
+            assert "the upload is incomplete" in str(err), err  # errors.upload_id: chunk 1 is missing
+        listed = rpc.contacts.list_contacts(ctx, {"limit": 5})
+    assert listed["contacts"] == []
