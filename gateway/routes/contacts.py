@@ -232,6 +232,9 @@ def _send_upload():
     if upload is None:
         raise ApiError(400, "invalid", "send the file as multipart field `file`",
                        errors={"file": ["missing"]})
+    if len(request.files.getlist("file")) > 1:
+        raise ApiError(400, "invalid", "send one file a request",
+                       errors={"file": ["sent more than once: one file a request"]})
     stream = upload.stream
     first = stream.read(CHUNK)
     answer = rpc.contacts.begin_upload(g.ctx, {"filename": upload.filename or None,
@@ -316,18 +319,36 @@ def start_import():
                 "mapping": ["map an e-mail or a phone column: without one no record can be imported"]})
         upload, _ = _send_upload()
         upload_id = upload["upload_id"]
+        source_id = None
     else:
         if not request.is_json:
-            raise ApiError(400, "invalid", "send multipart `file` + `mapping`, or JSON {upload_id, mapping}")
+            raise ApiError(400, "invalid", "send multipart `file` + `mapping`, or JSON {upload_id, mapping}",
+                           errors={"file": ["missing: send the file as multipart field `file`, or"
+                                            " JSON {upload_id, mapping}"]})
         body = _load(ImportJson(), _json_body(), "body")
         upload_id, mapping = str(body["upload_id"]), body["mapping"]
         mode = mode or body.get("mode")
+        source_id = str(body["data_source_id"]) if body.get("data_source_id") else None
     if mode not in (None, "", "sync", "job"):
         raise ApiError(400, "invalid", "mode is sync or job", errors={"mode": ["sync or job"]})
     # No mode: the contacts service runs files up to 2 MB in the call, queues bigger ones.
-    result = rpc.contacts.import_contacts(g.ctx, {"upload_id": upload_id, "mapping": mapping,
-                                                  "mode": mode or None})
+    data = {"upload_id": upload_id, "mapping": mapping, "mode": mode or None,
+            "data_source_id": source_id}
+    result = _import_or_discard(data) if request.files else rpc.contacts.import_contacts(g.ctx, data)
     return result, (202 if result["status"] in ("queued", "running") else 201)
+
+
+def _import_or_discard(data):
+    """import_contacts for a file this request uploaded: refused (the file does not fit the
+    mapping, has no records...), the upload is deleted, not kept for a day."""
+    try:
+        return rpc.contacts.import_contacts(g.ctx, data)
+    except Exception:
+        try:
+            rpc.contacts.discard_upload(g.ctx, data["upload_id"])
+        except Exception:
+            pass  # purged with unused uploads after 24 hours
+        raise
 
 
 @bp.get(f"{V1}/contacts/imports")
@@ -424,8 +445,8 @@ def import_to_source(source_id):
     mapping = _form_mapping()
     rpc.contacts.get_data_source(g.ctx, source_id)  # 404 before any byte is stored
     upload, _ = _send_upload()
-    return rpc.contacts.import_contacts(g.ctx, {"upload_id": upload["upload_id"], "mapping": mapping,
-                                                "mode": "job", "data_source_id": source_id}), 202
+    return _import_or_discard({"upload_id": upload["upload_id"], "mapping": mapping,
+                               "mode": "job", "data_source_id": source_id}), 202
 
 
 # --- tags --------------------------------------------------------------------------------------

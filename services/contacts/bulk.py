@@ -319,7 +319,7 @@ class Stager:
 
 
 # This batch's first records against what the database holds: by e-mail, else (no e-mail) by
-# phone (the oldest such). Contacts earlier batches created never match: a record with the same
+# phone: a contact without e-mail first (a phone is how those are known), else the oldest. Contacts earlier batches created never match: a record with the same
 # e-mail or phone as an earlier record of the file is a repeat, not a first record.
 MATCH_SQL = """
 INSERT INTO import_matches
@@ -332,7 +332,7 @@ SELECT b.record, m.id, m.name, m.first_name, m.last_name, m.email, m.phone, m.ph
        m.timezone, m.custom
 FROM import_batch b CROSS JOIN LATERAL (
   SELECT c.* FROM contacts c WHERE c.org_id = %(org)s AND c.phone = b.phone
-  ORDER BY c.created_at, c.id LIMIT 1) m
+  ORDER BY c.email IS NOT NULL, c.created_at, c.id LIMIT 1) m
 WHERE b.grp IS NULL AND b.email IS NULL AND b.phone IS NOT NULL
 """
 # A first record of someone new to the organization. (NOT IN, which PostgreSQL answers from a

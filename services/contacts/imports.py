@@ -83,7 +83,8 @@ def describe_upload(tx, ctx, upload_id):
 def get_upload(tx, ctx, upload_id):
     row = tx.one("SELECT * FROM uploads WHERE org_id = %s AND id = %s", (ctx["org_id"], str(upload_id)))
     if row is None:
-        raise NotFound("upload not found")
+        raise NotFound("upload not found", errors={"upload_id": [
+            "no such upload in this organization (unused uploads are deleted after 24 hours)"]})
     return row
 
 
@@ -312,6 +313,14 @@ def list_imports(tx, ctx, data_source_id=None):
 
 
 UPLOAD_TTL_HOURS = 24
+
+
+def discard_upload(tx, ctx, upload_id):
+    """Deletes the organization's upload `upload_id` unless an import uses it. -> deleted?"""
+    cur = tx.execute("DELETE FROM uploads u WHERE u.org_id = %s AND u.id = %s AND NOT EXISTS"
+                     " (SELECT 1 FROM imports i WHERE i.upload_id = u.id)",
+                     (ctx["org_id"], str(upload_id)))
+    return cur.rowcount == 1
 
 
 def purge_stale_uploads(tx, hours=UPLOAD_TTL_HOURS, batch=100):

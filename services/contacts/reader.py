@@ -197,11 +197,12 @@ def open_table(chunks):
     if kind == "xlsx":
         return _open_xlsx(head, rest)
     text, encoding = _decode_sample(head)
-    if len(head) >= SNIFF_BYTES and "\n" not in text and "\r" not in text:
+    first_line = _first_line(text)
+    if len(first_line) >= SNIFF_BYTES:
         raise Invalid("not a CSV file", errors={"file": [
             f"no line break in the first {SNIFF_BYTES // 1024} KB: a CSV file's header line is"
             " shorter than that"]})
-    delimiter = detect_delimiter(_first_line(text))
+    delimiter = detect_delimiter(first_line)
     stream = io.TextIOWrapper(io.BufferedReader(ChunkStream(rest, head), 1 << 16),
                               encoding=encoding, errors="replace", newline="")
     lines = _Lines(stream)

@@ -144,6 +144,14 @@ class ContactsService(base.ServiceBase):
             return imports.append_upload(tx, ctx, upload_id, seq, chunk)
 
     @rpc
+    def discard_upload(self, ctx, upload_id):
+        """Deletes an upload no import uses (the gateway's one-step import, refused): its bytes
+        are not kept. -> whether it was deleted."""
+        ctx = context(ctx)
+        with self.db.transaction() as tx:
+            return imports.discard_upload(tx, ctx, _uuid(upload_id, "upload"))
+
+    @rpc
     def describe_upload(self, ctx, upload_id):
         ctx = context(ctx)
         with self.db.transaction() as tx:

@@ -165,10 +165,12 @@ def _uploads_of(stack, org_id):
         conn.close()
 
 
-def test_a_header_without_records_is_refused_in_one_step_or_two(owner):
+def test_a_header_without_records_is_refused_in_one_step_or_two(owner, stack):
+    before = _uploads_of(stack, owner.org_id)
     resp = post_file(owner, b"Email,Phone,Name\n", {"email": "Email"})
     assert resp.status_code == 400, resp.text
     assert resp.json()["errors"]["file"] == ["the file has a header row but no records"]
+    assert _uploads_of(stack, owner.org_id) == before  # the refused file is not kept
     up = owner.post("/api/v1/contacts/uploads", files={"file": ("h.csv", b"Email,Name")}).json()
     resp = owner.post("/api/v1/contacts/imports", json={"upload_id": up["upload_id"],
                                                        "mapping": {"email": "Email"}})
@@ -245,3 +247,42 @@ def test_the_openapi_document_describes_upload_and_import_bodies_and_every_field
     assert queued.status_code == 202, queued.text
     for answer in (done, queued.json()):
         assert set(answer) <= fields, set(answer) - fields
+
+
+def test_a_phone_only_record_matches_the_contact_known_by_that_phone_and_reimports_settle(owner):
+    """A phone-only record first, then a record with e-mail and that phone: two people (the
+    first is known by its phone). Re-importing the file matches each to its own contact:
+    everything unchanged, however often."""
+    data = (b"Email,Phone,Name,TZ,Tags\nann@example.com,,Ann,America/New_York,e\n"
+            b",(202) 555-0143,,Europe/London,p\nann@example.com,+12025550143,Ann,,base\n")
+    mapping = {"email": "Email", "phone": "Phone", "name": "Name", "timezone": "TZ", "tags": "Tags"}
+    first = post_file(owner, data, mapping).json()
+    assert (first["counts"]["created"], first["counts"]["merged"]) == (2, 1), first
+    for _ in range(2):
+        again = post_file(owner, data, mapping).json()
+        assert (again["counts"]["unchanged"], again["counts"]["merged"],
+                again["counts"]["updated"]) == (2, 1, 0), again
+    people = {c["email"]: c for c in contacts_of(owner)}
+    assert people["ann@example.com"]["timezone"] == "America/New_York"
+    assert people[None]["timezone"] == "Europe/London"
+
+
+def test_refusals_name_the_field(owner):
+    resp = owner.post("/api/v1/contacts/imports", data=b"email\n", headers={"Content-Type": "text/plain"})
+    assert resp.status_code == 400 and "file" in resp.json()["errors"], resp.text
+    resp = owner.post("/api/v1/contacts/imports", json={"upload_id": "8c1d2a3e-0000-4000-8000-000000000000",
+                                                       "mapping": {"email": "Email"}})
+    assert resp.status_code == 404 and "upload_id" in resp.json()["errors"], resp.text
+    two = owner.post("/api/v1/contacts/imports", data={"mapping": json.dumps({"email": "Email"})},
+                     files=[("file", ("a.csv", b"Email\na@example.org\n")),
+                            ("file", ("b.csv", b"Email\nb@example.org\n"))])
+    assert two.status_code == 400 and two.json()["errors"]["file"] == [
+        "sent more than once: one file a request"], two.text
+    up = owner.post("/api/v1/contacts/uploads", files={"file": ("a.csv", b"Email\na@example.org\n")}).json()
+    resp = owner.post("/api/v1/contacts/imports", json={
+        "upload_id": up["upload_id"], "mapping": {"email": "Email"},
+        "data_source_id": "8c1d2a3e-0000-4000-8000-000000000000"})
+    assert resp.status_code == 404, resp.text  # a data source that does not exist is not ignored
+    long_header = b"Email," + b"x" * 70000 + b"\na@example.org,1\n"
+    resp = owner.post("/api/v1/contacts/uploads", files={"file": ("w.csv", long_header)})
+    assert resp.status_code == 400 and "no line break in the first 64 KB" in resp.json()["errors"]["file"][0]
