@@ -294,7 +294,7 @@ def main():
     shutdown(pool)
 
 
-def shutdown(pool, timeout=5.0):
+def shutdown(pool, timeout=1.5):
     """Ends the process without waiting on anything that may never finish: the normalising pool
     is terminated (bounded), running imports' transactions roll back with their connections (the
     jobs stay `running` and are claimed again: their attempt counted), and no atexit handler runs."""
