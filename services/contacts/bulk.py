@@ -470,6 +470,23 @@ FROM import_stage s LEFT JOIN import_fill f ON f.grp = s.record
 WHERE s.record = s.grp
 """
 
+def _link_tags(groups):
+    """SQL: link the tags of each group of the table `groups` (contact_id, tags) to its contact."""
+    return LINK_SQL.format(items=f"""
+       SELECT g.contact_id, u.t AS title FROM {groups} g, unnest(g.tags) u(t)
+       WHERE g.tags IS NOT NULL""")
+
+
+def _unsubscribe(groups):
+    """SQL: the unsubscribes of each group of `groups` (contact_id, unsub), for its contact's
+    address as the import left it."""
+    return UNSUB_SQL.format(pairs=f"""
+       SELECT DISTINCT ch AS channel,
+              CASE ch WHEN 'email' THEN c.email ELSE c.phone END AS identifier
+       FROM {groups} g JOIN contacts c ON c.id = g.contact_id, unnest(g.unsub) ch
+       WHERE g.unsub IS NOT NULL""")
+
+
 # The people the database held (import_existing: matched batch by batch, before any write).
 EXISTING_SQL = [
     # Each one's outcome: updated when a value, a tag or an unsubscribe is new to the contact.
@@ -501,15 +518,8 @@ EXISTING_SQL = [
        FROM (SELECT DISTINCT ON (contact_id) * FROM import_result
              WHERE changed ORDER BY contact_id, grp) g
        WHERE c.id = g.contact_id AND c.org_id = %(org)s""",
-    LINK_SQL.format(items="""
-       SELECT g.contact_id, u.t AS title FROM import_result g, unnest(g.tags) u(t)
-       WHERE g.tags IS NOT NULL"""),
-    # Unsubscribes for the contact's (updated) address.
-    UNSUB_SQL.format(pairs="""
-       SELECT DISTINCT ch AS channel,
-              CASE ch WHEN 'email' THEN c.email ELSE c.phone END AS identifier
-       FROM import_result g JOIN contacts c ON c.id = g.contact_id, unnest(g.unsub) ch
-       WHERE g.unsub IS NOT NULL"""),
+    _link_tags("import_result"),
+    _unsubscribe("import_result"),
     """INSERT INTO import_rows (import_id, record, outcome, contact_id, merged_into, warnings)
        SELECT %(import_id)s, s.record,
               CASE WHEN s.grp IS NULL OR s.record = s.grp THEN g.outcome ELSE 'merged' END,
@@ -539,14 +549,8 @@ REPEATED_SQL = [
        SELECT 0 AS n, count(*) FILTER (WHERE e) AS e, count(*) FILTER (WHERE p) AS p,
               count(*) FILTER (WHERE t) AS t
        FROM filled""",
-    LINK_SQL.format(items="""
-       SELECT g.contact_id, u.t AS title FROM import_filled g, unnest(g.tags) u(t)
-       WHERE g.tags IS NOT NULL"""),
-    UNSUB_SQL.format(pairs="""
-       SELECT DISTINCT ch AS channel,
-              CASE ch WHEN 'email' THEN c.email ELSE c.phone END AS identifier
-       FROM import_filled g JOIN contacts c ON c.id = g.contact_id, unnest(g.unsub) ch
-       WHERE g.unsub IS NOT NULL"""),
+    _link_tags("import_filled"),
+    _unsubscribe("import_filled"),
     """INSERT INTO import_rows (import_id, record, outcome, contact_id, merged_into, warnings)
        SELECT %(import_id)s, s.record, 'merged', g.contact_id, s.grp, s.warnings
        FROM import_stage s JOIN import_filled g ON g.grp = s.grp WHERE s.record <> s.grp""",
