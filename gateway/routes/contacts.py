@@ -237,15 +237,17 @@ def _send_upload():
                        errors={"file": ["sent more than once: one file a request"]})
     stream = upload.stream
     first = stream.read(CHUNK)
+    following = stream.read(CHUNK)  # none: the first chunk is the whole file (`last`)
     answer = rpc.contacts.begin_upload(g.ctx, {"filename": upload.filename or None,
-                                               "chunk": base64.b64encode(first).decode()})
+                                               "chunk": base64.b64encode(first).decode(),
+                                               "last": not following})
     size, seq = len(first), 1
     # A few chunks in flight at once: this process reads and encodes the next while the
     # contacts service decodes and stores the last ones.
     in_flight = collections.deque()
     try:
         while True:
-            chunk = stream.read(CHUNK)
+            chunk, following = following or stream.read(CHUNK), b""
             if not chunk:
                 break
             in_flight.append(rpc.contacts.append_upload.call_async(

@@ -40,6 +40,11 @@ def begin_upload(tx, ctx, data):
     out = {"upload_id": str(upload_id), "kind": kind}
     if kind == "csv":
         table = reader.open_table([first])
+        if data.get("last"):
+            # The whole file: a header with no records (or a malformed first record) is refused
+            # now, not at import.
+            _refuse_without_records(table)
+        table.close()
         out.update(columns=table.columns, delimiter=table.delimiter, encoding=table.encoding,
                    suggested_mapping=importer.suggest_mapping(table.columns))
     return out
@@ -113,18 +118,10 @@ def create_import(tx, ctx, data, defaults=None):
     upload = get_upload(tx, ctx, data["upload_id"])
     mapping = _mapping(data["mapping"])
     table = reader.open_table(chunks(tx, upload["id"]))
-    rows = table.value_rows()
     try:
         importer.check_mapping(mapping, table.columns)
-        try:
-            first = next(rows, None)
-        except Invalid as err:  # the first record is malformed: said in the message too
-            raise Invalid(err.summary(), errors=err.errors)
-        if first is None:
-            raise Invalid("the file has no records", errors={"file": [
-                "the file has a header row but no records"]})
+        _refuse_without_records(table)
     finally:
-        rows.close()
         table.close()
     import_id = new_id()
     tx.execute("INSERT INTO imports (id, org_id, upload_id, data_source_id, filename, mapping,"
@@ -134,6 +131,21 @@ def create_import(tx, ctx, data, defaults=None):
                 upload["filename"], Json(mapping), Json(defaults or {})))
     wake_worker(tx)
     return import_id, upload
+
+
+def _refuse_without_records(table):
+    """Invalid unless the opened file has a first record (read, then put back by closing): a
+    header alone is nothing to import; a malformed first record is said in the message too."""
+    rows = table.value_rows()
+    try:
+        first = next(rows, None)
+    except Invalid as err:
+        raise Invalid(err.summary(), errors=err.errors)
+    finally:
+        rows.close()
+    if first is None:
+        raise Invalid("the file has no records", errors={"file": [
+            "the file has a header row but no records"]})
 
 
 def _mapping(mapping):
