@@ -5,16 +5,15 @@ demand for calls that use one up (Org.fresh); `prepare` turns a route into a val
 import json
 import re
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pyotp
 import pytest
 
 from gateway.permissions import ROLES
+from tests.campaigns.integration.helpers import ModelEndpoint, wait_for
 from tests.contacts.integration.test_data_sources import (
     PASSWORD as SFTP_PASSWORD, USER as SFTP_USER, SftpServer)
 from tests.identity.helpers import add_teammate, log_in, sign_up
@@ -30,44 +29,10 @@ def _csv():
     return f"email,name\nmatrix-import-{unique()}@example.org,Imported Person\n".encode()
 
 
-def wait_for(check, what, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def ok(resp, *statuses):
     assert resp.status_code in statuses, f"{resp.request.method} {resp.request.url}: " \
                                          f"{resp.status_code} {resp.text[:400]}"
     return resp.json() if resp.content else None
-
-
-class RefusingModel:
-    """A chat-completions endpoint that refuses every request (HTTP 400, not retried): the
-    writer of a campaign pointed here fails at once, which is how a draft becomes `failed`."""
-
-    def __init__(self):
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self.send_response(400)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 class Org:
@@ -146,7 +111,8 @@ class Org:
         ok(o.post(f"{V1}/drafts/{drafts[0]['id']}/approve", json={}), 200)
         self.pools["pending_draft"] += [d["id"] for d in drafts[1:]]
         sent = wait_for(lambda: [c for c in ok(o.get(f"{V1}/communications"), 200)["items"]
-                                 if c.get("draft_id") == drafts[0]["id"]], "the approved draft's e-mail")
+                                 if c.get("draft_id") == drafts[0]["id"]],
+                        timeout=30, what="the approved draft's e-mail")
         ids["communication_id"], ids["thread_id"] = sent[0]["id"], sent[0]["thread_id"]
 
     def upload(self):
@@ -163,7 +129,7 @@ class Org:
             drafts = lambda st: ok(self.owner.get(f"{V1}/drafts", params={  # noqa: E731
                 "run_id": run_id, "status": st, "limit": 500}), 200)["items"]
             return None if drafts("generating") else drafts(status)
-        return wait_for(found, f"{status} drafts of run {run_id}")
+        return wait_for(found, timeout=30, what=f"{status} drafts of run {run_id}")
 
     def current_session_id(self, session):
         return next(s["id"] for s in ok(session.get(f"{V1}/me/sessions"), 200) if s["current"])
@@ -388,7 +354,7 @@ class Matrix:
     SFTP_FILE, and a model endpoint that refuses (for failed drafts)."""
 
     def __init__(self, api, stack):
-        self.model, self.sftp = RefusingModel(), SftpServer()
+        self.model, self.sftp = ModelEndpoint(refuse=True), SftpServer()
         self.sftp.put(SFTP_FILE, _csv())
         with ThreadPoolExecutor(2) as pool:
             self.a, self.b = pool.map(

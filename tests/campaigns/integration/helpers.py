@@ -109,9 +109,10 @@ def teammate(api, owner, role, tag=None):
 
 class ModelEndpoint:
     """A stand-in chat-completions endpoint (a third party's, or an attacker's): records every
-    request's Authorization header and answers with a fixed JSON message."""
+    request's Authorization header and answers with a fixed JSON message; with `refuse`, HTTP 400
+    to every request (not retried: a writer pointed here fails at once)."""
 
-    def __init__(self):
+    def __init__(self, refuse=False):
         import json
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -127,6 +128,11 @@ class ModelEndpoint:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 endpoint.requests.append({"path": self.path,
                                           "auth": self.headers.get("Authorization")})
+                if refuse:
+                    self.send_response(400)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 content = json.dumps({"subject": "Hello", "preheader": "", "body": "Hi there"})
                 data = json.dumps({"choices": [{"message": {"role": "assistant",
                                                             "content": content}}]}).encode()
