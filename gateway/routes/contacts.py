@@ -331,8 +331,6 @@ def start_import():
         upload_id, mapping = str(body["upload_id"]), body["mapping"]
         mode = mode or body.get("mode")
         source_id = str(body["data_source_id"]) if body.get("data_source_id") else None
-    if mode not in (None, "", "sync", "job"):
-        raise ApiError(400, "invalid", "mode is sync or job", errors={"mode": ["sync or job"]})
     # No mode: the contacts service runs files up to 2 MB in the call, queues bigger ones.
     data = {"upload_id": upload_id, "mapping": mapping, "mode": mode or None,
             "data_source_id": source_id}

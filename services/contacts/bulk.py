@@ -56,13 +56,6 @@ REPEATS_COPY = "COPY import_repeats (record, grp) FROM STDIN WITH (FORMAT csv)"
 COPY_READ = 1 << 18  # characters psycopg2 reads from a COPY's buffer at a time
 
 
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def _json(value):
-    return _encode(value)
-
-
 _VERSION_7 = (0x7 << 76) | (0b10 << 62)
 
 
@@ -90,7 +83,8 @@ def normalise(batch, plan, stamp):
     for number, values in batch:
         row = staged(number, values, plan, new_id(stamp, number))
         if row.__class__ is Rejection:
-            rejected.append((number, row.reason, _json(row.warnings) if row.warnings else None))
+            rejected.append((number, row.reason,
+                             importer.to_json(row.warnings) if row.warnings else None))
         else:
             rows.append(row)
             keys.append((number, row[2], row[3]))
@@ -141,7 +135,6 @@ class Stager:
         self.first_by_email = {}
         self.first_by_phone = {}
         self.records = 0
-        self.rejected = 0
         self.merged = 0
         self.existing = 0  # first records whose person the database already held
         self.batches = 0
@@ -261,7 +254,6 @@ class Stager:
                                           for number, reason, warnings in rejected)
             rejects.seek(0)
             self.cur.copy_expert(REJECT_COPY, rejects, COPY_READ)
-            self.rejected += len(rejected)
         text = "".join(item[0] for item in items)
         if text:
             self.write_batch(text, [r for item in items for r in item[1]],

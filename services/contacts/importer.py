@@ -106,7 +106,8 @@ class Rejection:
 
 
 _encode_string = json.encoder.encode_basestring  # a JSON string (non-ASCII kept), in C
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# Compact JSON text, non-ASCII kept (what the staging table's jsonb columns are COPYed from).
+to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 class Plan:
@@ -241,4 +242,4 @@ def staged(number, values, plan, contact_id):
     return (number, contact_id, email, phone, extension, name, first, last, zone,
             "{" + ",".join(custom) + "}" if custom else None,
             _array(tags) if tags else None, _array(unsub) if unsub else None,
-            _encode(warn) if warn else None)
+            to_json(warn) if warn else None)

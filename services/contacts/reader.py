@@ -151,7 +151,7 @@ class Table:
 
     def value_rows(self):
         """(record_number, [cell values], at least one per column): records() without the dicts,
-        for handing records to other processes cheaply (make the dict with record_of)."""
+        for handing records to other processes cheaply."""
         width = len(self.columns)
         xlsx = self.kind == "xlsx"
         number = 0
@@ -181,14 +181,6 @@ class Table:
         if self._closer:
             self._closer()
             self._closer = None
-
-
-def record_of(columns, values):
-    """The {column: value} record of value_rows() values, as records() yields it."""
-    row = dict(zip(columns, values))
-    if not all(columns):
-        row.pop("", None)
-    return row
 
 
 def open_table(chunks):
