@@ -10,6 +10,7 @@ from marshmallow import fields, Schema
 
 from gateway import auth
 from gateway.api import bad_text, endpoint
+from gateway.errors import ApiError
 from gateway.rpc import rpc
 from services.common import errors as e
 from services.common.schemas import Strict
@@ -305,7 +306,12 @@ def add_teammate(body):
     if target and str(target) != str(g.ctx["org_id"]):
         # Acting in another organization: this session must pass that organization's own
         # sign-in rules too (membership, lock, its MFA requirement), as if it were the active one.
-        auth.resolve(g.token, str(target))
+        # The session itself is good (it just signed this call in): a refusal there is 403 for
+        # that organization, not a dead session's 401.
+        try:
+            auth.resolve(g.token, str(target))
+        except e.Unauthorized as err:
+            raise ApiError(403, "forbidden", str(err))
     result = rpc.identity.add_teammate(g.ctx, _json_safe(body))
     auth.forget(user_id=result["user_id"])  # an existing account's organizations changed
     g.ctx = dict(g.ctx, org_id=result["organization"]["id"])  # the answer concerns that one

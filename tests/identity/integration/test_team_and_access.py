@@ -89,6 +89,16 @@ def test_a_teammate_can_only_be_added_to_an_organization_the_caller_manages(api)
     assert foreign.json() == {"error": "not_found", "message": "organization not found"}
     garbled = me["api"].post("/api/v1/team", json=dict(body, organization_id="not-a-uuid"))
     assert garbled.status_code == 400 and list(garbled.json()["errors"]) == ["organization_id"]
+    # An admin of `third`, locked there: 403 for that organization; the session still works.
+    third = sign_up(api)
+    assert third["api"].post("/api/v1/team", json={"email": me["email"], "password": PASSWORD,
+                                                   "name": "Me", "role": "admin"}).status_code == 201
+    my_id = next(m["user_id"] for m in third["api"].get("/api/v1/team").json()
+                 if m["email"] == me["email"])
+    assert third["api"].post(f"/api/v1/team/{my_id}/lock", json={}).status_code == 200
+    locked = me["api"].post("/api/v1/team", json=dict(body, organization_id=third["org_id"]))
+    assert locked.status_code == 403 and locked.json()["error"] == "forbidden", locked.text
+    assert me["api"].get("/api/v1/me").status_code == 200
     for org in (theirs, stranger):
         assert email not in [m["email"] for m in org["api"].get("/api/v1/team").json()]
     assert api.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD}).status_code == 401
