@@ -1,11 +1,12 @@
 """Email settings, channel readiness, the communications feed and threads."""
 from flask import Blueprint, g
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
 from gateway.api import endpoint
 from gateway.rpc import rpc
-from services.common.schemas import Strict
-from services.messaging.schemas import CommunicationFiltersSchema
+# Request bodies are the service's own schemas: one definition of each rule.
+from services.messaging.schemas import (
+    CommunicationFiltersSchema, EmailProviderSchema, SenderIdentitySchema)
 
 bp = Blueprint("messaging", __name__, url_prefix="/api/v1")
 
@@ -41,25 +42,6 @@ class EmailSettingsOut(Schema):
     provider = fields.Nested(ProviderOut, allow_none=True)
     inbound = fields.Nested(InboundOut)
     readiness = fields.Nested(ReadinessOut)
-
-
-class SenderIn(Strict):
-    # Unknown fields are refused, naming them.
-
-    name = fields.String(required=True)
-    email = fields.String(required=True)
-    reply_domain = fields.String(load_default=None, allow_none=True)
-
-
-class ProviderIn(Strict):
-    # Unknown fields are refused, naming them.
-
-    kind = fields.String(required=True, validate=validate.OneOf(["smtp"]))
-    host = fields.String(required=True)
-    port = fields.Integer(required=True, strict=True)
-    username = fields.String(load_default=None, allow_none=True)
-    password = fields.String(load_default=None, allow_none=True, load_only=True)
-    tls_mode = fields.String(required=True)
 
 
 class AttachmentOut(Schema):
@@ -153,14 +135,14 @@ def get_email_settings():
 
 
 @bp.put("/settings/email/sender")
-@endpoint("manage", body=SenderIn(), response=EmailSettingsOut(),
+@endpoint("manage", body=SenderIdentitySchema(), response=EmailSettingsOut(),
           summary="Set the sender identity (name and address)", tags=["settings"])
 def set_sender_identity(body):
     return rpc.messaging.set_sender_identity(g.ctx, body)
 
 
 @bp.put("/settings/email/provider")
-@endpoint("manage", body=ProviderIn(), response=EmailSettingsOut(),
+@endpoint("manage", body=EmailProviderSchema(), response=EmailSettingsOut(),
           summary="Set the outgoing SMTP provider (the password is stored encrypted, never shown)",
           tags=["settings"])
 def set_email_provider(body):
