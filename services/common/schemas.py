@@ -56,8 +56,19 @@ def is_uuid(value):
     try:
         uuid.UUID(str(value))
         return True
-    except ValueError:
+    except (ValueError, TypeError, AttributeError):
         return False
+
+
+def uuid_or_404(value, what):
+    """`value` as a UUID string, or NotFound ("<what> not found"): an id that cannot be one
+    names nothing, so it is answered as an unknown id is (never a database error)."""
+    import uuid
+    from services.common.errors import NotFound
+    try:
+        return str(uuid.UUID(str(value)))
+    except (ValueError, TypeError, AttributeError):
+        raise NotFound(f"{what} not found")
 
 
 def utc(value):

@@ -19,7 +19,7 @@ from services.common.config import ROOT, database_url
 from services.common.context import context
 from services.common.db import Database
 from services.common.errors import Invalid, NotFound
-from services.common.schemas import is_uuid, load
+from services.common.schemas import is_uuid, load, uuid_or_404
 from services.contacts import audience, consent, contacts, imports, ratelimit, sources
 from services.contacts import schemas as s
 from services.contacts import normalize
@@ -73,7 +73,7 @@ class ContactsService(base.ServiceBase):
     @rpc
     def get_contact(self, ctx, contact_id):
         ctx = context(ctx)
-        contact_id = _uuid(contact_id, "contact")
+        contact_id = uuid_or_404(contact_id, "contact")
         defaults = self._defaults(ctx)
         with self.db.transaction() as tx:
             from services.contacts.store import ContactStore
@@ -85,7 +85,7 @@ class ContactsService(base.ServiceBase):
     @rpc
     def update_contact(self, ctx, contact_id, data):
         ctx = context(ctx)
-        contact_id = _uuid(contact_id, "contact")
+        contact_id = uuid_or_404(contact_id, "contact")
         data = load(s.ContactIn(), data, partial=True)
         defaults = self._defaults(ctx)
         with self.db.transaction() as tx:
@@ -95,7 +95,7 @@ class ContactsService(base.ServiceBase):
     @rpc
     def delete_contact(self, ctx, contact_id):
         ctx = context(ctx)
-        contact_id = _uuid(contact_id, "contact")
+        contact_id = uuid_or_404(contact_id, "contact")
         with self.db.transaction() as tx:
             contacts.delete(tx, ctx, contact_id)
         return None
@@ -119,7 +119,7 @@ class ContactsService(base.ServiceBase):
     @rpc
     def set_unsubscribed(self, ctx, contact_id, data):
         ctx = context(ctx)
-        contact_id = _uuid(contact_id, "contact")
+        contact_id = uuid_or_404(contact_id, "contact")
         data = load(s.Unsubscribe(), data)
         defaults = self._defaults(ctx)
         with self.db.transaction() as tx:
@@ -137,7 +137,7 @@ class ContactsService(base.ServiceBase):
     @rpc
     def append_upload(self, ctx, upload_id, seq, chunk):
         ctx = context(ctx)
-        upload_id = _uuid(upload_id, "upload")
+        upload_id = uuid_or_404(upload_id, "upload")
         if not isinstance(seq, int) or not isinstance(chunk, str):
             raise Invalid("bad chunk", errors={"chunk": ["seq (int) and chunk (base64) required"]})
         with self.db.transaction() as tx:
@@ -149,13 +149,13 @@ class ContactsService(base.ServiceBase):
         are not kept. -> whether it was deleted."""
         ctx = context(ctx)
         with self.db.transaction() as tx:
-            return imports.discard_upload(tx, ctx, _uuid(upload_id, "upload"))
+            return imports.discard_upload(tx, ctx, uuid_or_404(upload_id, "upload"))
 
     @rpc
     def describe_upload(self, ctx, upload_id):
         ctx = context(ctx)
         with self.db.transaction() as tx:
-            return imports.describe_upload(tx, ctx, _uuid(upload_id, "upload"))
+            return imports.describe_upload(tx, ctx, uuid_or_404(upload_id, "upload"))
 
     @rpc
     def import_contacts(self, ctx, data):
@@ -218,13 +218,13 @@ class ContactsService(base.ServiceBase):
     def get_import(self, ctx, import_id):
         ctx = context(ctx)
         with self.db.transaction() as tx:
-            return imports.import_out(tx, ctx, _uuid(import_id, "import"))
+            return imports.import_out(tx, ctx, uuid_or_404(import_id, "import"))
 
     @rpc
     def import_result_csv(self, ctx, import_id):
         ctx = context(ctx)
         with self.db.transaction() as tx:
-            return imports.result_csv(tx, ctx, _uuid(import_id, "import"))
+            return imports.result_csv(tx, ctx, uuid_or_404(import_id, "import"))
 
     @rpc
     def list_imports(self, ctx, query=None):
@@ -252,7 +252,7 @@ class ContactsService(base.ServiceBase):
     def get_data_source(self, ctx, source_id):
         ctx = context(ctx)
         with self.db.transaction() as tx:
-            row = sources.get(tx, ctx, _uuid(source_id, "data source"))
+            row = sources.get(tx, ctx, uuid_or_404(source_id, "data source"))
             return dict(sources.source_out(row), imports=imports.list_imports(tx, ctx, row["id"]))
 
     @rpc
@@ -261,7 +261,7 @@ class ContactsService(base.ServiceBase):
         data = load(s.DataSourcePatch(), data)
         from psycopg2.extras import Json
         with self.db.transaction() as tx:
-            row = sources.get(tx, ctx, _uuid(source_id, "data source"))
+            row = sources.get(tx, ctx, uuid_or_404(source_id, "data source"))
             before = sources.source_out(row)
             if "name" in data:
                 tx.execute("UPDATE data_sources SET name = %s WHERE id = %s", (data["name"], row["id"]))
@@ -278,8 +278,8 @@ class ContactsService(base.ServiceBase):
     def delete_data_source(self, ctx, source_id):
         ctx = context(ctx)
         with self.db.transaction() as tx:
-            before = sources.source_out(sources.get(tx, ctx, _uuid(source_id, "data source")))
-            sources.delete(tx, ctx, _uuid(source_id, "data source"))
+            before = sources.source_out(sources.get(tx, ctx, uuid_or_404(source_id, "data source")))
+            sources.delete(tx, ctx, uuid_or_404(source_id, "data source"))
             audit.record(tx, ctx, "data_source.deleted", "data_source", before["id"],
                          _audited(before), None)
 
@@ -288,7 +288,7 @@ class ContactsService(base.ServiceBase):
         """The importable files in an SFTP source's folder."""
         ctx = context(ctx)
         with self.db.transaction() as tx:
-            row = sources.get(tx, ctx, _uuid(source_id, "data source"))
+            row = sources.get(tx, ctx, uuid_or_404(source_id, "data source"))
         if row["kind"] != "sftp":
             raise Invalid("not an SFTP source", errors={"kind": ["only SFTP sources list files"]})
         with self._sync_failures(ctx, row):
@@ -347,7 +347,7 @@ class ContactsService(base.ServiceBase):
         data = load(s.SyncIn(), data)
         defaults = self._defaults(ctx)
         with self.db.transaction() as tx:
-            row = sources.get(tx, ctx, _uuid(source_id, "data source"))
+            row = sources.get(tx, ctx, uuid_or_404(source_id, "data source"))
             mapping = sources.check_mapping(row)
         if row["kind"] != "sftp":
             raise Invalid("not an SFTP source", errors={"kind": ["upload files to a file source"]})
@@ -386,13 +386,13 @@ class ContactsService(base.ServiceBase):
         ctx = context(ctx)
         data = load(s.TagPatch(), data)
         with self.db.transaction() as tx:
-            return audience.update_tag(tx, ctx, _uuid(tag_id, "tag"), data)
+            return audience.update_tag(tx, ctx, uuid_or_404(tag_id, "tag"), data)
 
     @rpc
     def delete_tag(self, ctx, tag_id):
         ctx = context(ctx)
         with self.db.transaction() as tx:
-            audience.delete_tag(tx, ctx, _uuid(tag_id, "tag"))
+            audience.delete_tag(tx, ctx, uuid_or_404(tag_id, "tag"))
 
     @rpc
     def tag_contact(self, ctx, contact_id, data):
@@ -400,7 +400,7 @@ class ContactsService(base.ServiceBase):
         data = load(s.Tagging(), data)
         defaults = self._defaults(ctx)
         with self.db.transaction() as tx:
-            cid = _uuid(contact_id, "contact")
+            cid = uuid_or_404(contact_id, "contact")
             audience.tag_contact(tx, ctx, cid, data)
             from services.contacts.store import ContactStore
             return contacts.serialize(ContactStore(tx, ctx["org_id"]).get_contact(cid),
@@ -446,26 +446,26 @@ class ContactsService(base.ServiceBase):
     def get_segment(self, ctx, segment_id):
         ctx = context(ctx)
         with self.db.transaction() as tx:
-            return audience.segment_out(audience.get_segment(tx, ctx, _uuid(segment_id, "segment")))
+            return audience.segment_out(audience.get_segment(tx, ctx, uuid_or_404(segment_id, "segment")))
 
     @rpc
     def update_segment(self, ctx, segment_id, data):
         ctx = context(ctx)
         data = load(s.SegmentPatch(), data)
         with self.db.transaction() as tx:
-            return audience.update_segment(tx, ctx, _uuid(segment_id, "segment"), data)
+            return audience.update_segment(tx, ctx, uuid_or_404(segment_id, "segment"), data)
 
     @rpc
     def delete_segment(self, ctx, segment_id):
         ctx = context(ctx)
         with self.db.transaction() as tx:
-            audience.delete_segment(tx, ctx, _uuid(segment_id, "segment"))
+            audience.delete_segment(tx, ctx, uuid_or_404(segment_id, "segment"))
 
     @rpc
     def segment_exists(self, ctx, segment_id):
         ctx = context(ctx)
         try:
-            sid = _uuid(segment_id, "segment")
+            sid = uuid_or_404(segment_id, "segment")
         except Invalid:
             return False
         with self.db.transaction() as tx:
@@ -476,7 +476,7 @@ class ContactsService(base.ServiceBase):
     def count_segment(self, ctx, segment_id):
         ctx = context(ctx)
         with self.db.transaction() as tx:
-            return audience.count_segment(tx, ctx, _uuid(segment_id, "segment"))
+            return audience.count_segment(tx, ctx, uuid_or_404(segment_id, "segment"))
 
     @rpc
     def preview_segment(self, ctx, segment_id, limit=20):
@@ -484,13 +484,13 @@ class ContactsService(base.ServiceBase):
         limit = max(1, min(int(limit or 20), 100))
         defaults = self._defaults(ctx)
         with self.db.transaction() as tx:
-            return audience.preview_segment(tx, ctx, _uuid(segment_id, "segment"), limit, defaults)
+            return audience.preview_segment(tx, ctx, uuid_or_404(segment_id, "segment"), limit, defaults)
 
     @rpc
     def explain_membership(self, ctx, segment_id, contact_id):
         ctx = context(ctx)
         with self.db.transaction() as tx:
-            return audience.why(tx, ctx, _uuid(segment_id, "segment"), _uuid(contact_id, "contact"))
+            return audience.why(tx, ctx, uuid_or_404(segment_id, "segment"), uuid_or_404(contact_id, "contact"))
 
     @rpc
     def resolve_segment(self, ctx, data):
@@ -604,13 +604,6 @@ class ContactsService(base.ServiceBase):
             consent.bounced(tx, payload)
 
 
-def _uuid(value, what):
-    import uuid
-    try:
-        return str(uuid.UUID(str(value)))
-    except (ValueError, TypeError, AttributeError):
-        from services.common.errors import NotFound
-        raise NotFound(f"{what} not found")
 
 
 def _audited(source):

@@ -13,7 +13,7 @@ from services.common import service as base  # a module, so `nameko run` finds o
 from services.common.context import context
 from services.common.db import Database
 from services.common.errors import DomainError, NotFound
-from services.common.schemas import is_uuid, load
+from services.common.schemas import is_uuid, load, uuid_or_404
 from services.identity import (accounts, audit, clients, credentials, mfa, organizations,
                                schemas as s, store, team)
 
@@ -206,7 +206,7 @@ class IdentityService(base.ServiceBase):
     @rpc
     def change_teammate(self, ctx, user_id, data):
         ctx = context(ctx)
-        user_id = _uuid_or_404(user_id, "teammate")
+        user_id = uuid_or_404(user_id, "teammate")
         data = load(s.TeammatePatch(), data)
         with self.db.transaction() as tx:
             ctx, actor = team.actor(tx, ctx)
@@ -215,7 +215,7 @@ class IdentityService(base.ServiceBase):
     @rpc
     def remove_teammate(self, ctx, user_id):
         ctx = context(ctx)
-        user_id = _uuid_or_404(user_id, "teammate")
+        user_id = uuid_or_404(user_id, "teammate")
         with self.db.transaction() as tx:
             ctx, actor = team.actor(tx, ctx)
             team.remove(tx, ctx, user_id, actor)
@@ -241,7 +241,7 @@ class IdentityService(base.ServiceBase):
         """options: {everywhere: bool} (default false: only this organization leaves the
         client's scope; the client is revoked when no organization is left)."""
         ctx = context(ctx)
-        client_pk = _uuid_or_404(client_pk, "API client")
+        client_pk = uuid_or_404(client_pk, "API client")
         options = load(s.RevokeClientOptions(), options)
         with self.db.transaction() as tx:
             ctx, actor = team.actor(tx, ctx)

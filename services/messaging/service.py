@@ -16,7 +16,7 @@ from services.common.config import inbound_email_max_bytes
 from services.common.context import context
 from services.common.db import Database
 from services.common.errors import Forbidden, Invalid, NotFound
-from services.common.schemas import load
+from services.common.schemas import load, uuid_or_404
 from services.messaging import communications, dashboard, inbound, inbound_email, outbound
 from services.messaging import settings, store
 from services.messaging import providers, sms, webhooks
@@ -296,7 +296,7 @@ class MessagingService(base.ServiceBase):
     @rpc
     def get_communication(self, ctx, communication_id):
         ctx = context(ctx)
-        comm_id = _uuid_or_404(communication_id, "communication")
+        comm_id = uuid_or_404(communication_id, "communication")
         with self.db.transaction() as tx:
             row = store.get_communication(tx, ctx["org_id"], comm_id)
         if row is None:
@@ -306,7 +306,7 @@ class MessagingService(base.ServiceBase):
     @rpc
     def get_thread(self, ctx, thread_id):
         ctx = context(ctx)
-        thread_id = _uuid_or_404(thread_id, "thread")
+        thread_id = uuid_or_404(thread_id, "thread")
         with self.db.transaction() as tx:
             thread = store.get_thread(tx, ctx["org_id"], thread_id)
             if thread is None:
@@ -315,12 +315,6 @@ class MessagingService(base.ServiceBase):
         return communications.thread_view(thread, messages)
 
 
-def _uuid_or_404(value, what):
-    import uuid
-    try:
-        return str(uuid.UUID(str(value)))
-    except ValueError:
-        raise NotFound(f"{what} not found")
 
 
 def _audited(view):
