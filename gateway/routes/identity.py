@@ -306,12 +306,14 @@ def add_teammate(body):
     if target and str(target) != str(g.ctx["org_id"]):
         # Acting in another organization: this session must pass that organization's own
         # sign-in rules too (membership, lock, its MFA requirement), as if it were the active one.
-        # The session itself is good (it just signed this call in): a refusal there is 403 for
-        # that organization, not a dead session's 401.
+        # Locked there: 403 for that organization (the session itself is good: it just signed
+        # this call in), not a dead session's 401. Its MFA rule unmet stays 401: sign in again.
         try:
             auth.resolve(g.token, str(target))
         except e.Unauthorized as err:
-            raise ApiError(403, "forbidden", str(err))
+            if str(err) == e.LOCKED_IN_ORGANIZATION:
+                raise ApiError(403, "forbidden", str(err))
+            raise
     result = rpc.identity.add_teammate(g.ctx, _json_safe(body))
     auth.forget(user_id=result["user_id"])  # an existing account's organizations changed
     g.ctx = dict(g.ctx, org_id=result["organization"]["id"])  # the answer concerns that one

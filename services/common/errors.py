@@ -47,6 +47,11 @@ class Invalid(DomainError):
         return (f"{self.message}: {'; '.join(reasons)}" if reasons else self.message)[:limit]
 
 
+# identity's answer for a membership locked in the organization asked for (Unauthorized: the
+# gateway answers 401 for the active organization, 403 when the call names another one).
+LOCKED_IN_ORGANIZATION = "this account is locked in this organization"
+
+
 class Conflict(DomainError):
     code = "conflict"
 

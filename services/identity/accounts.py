@@ -6,7 +6,8 @@ can fail that way return the error instead of raising it; the service raises it 
 import datetime as dt
 import uuid
 
-from services.common.errors import Conflict, Invalid, NotFound, RateLimited, Unauthorized
+from services.common.errors import (
+    LOCKED_IN_ORGANIZATION, Conflict, Invalid, NotFound, RateLimited, Unauthorized)
 from services.identity import credentials, mfa, organizations, store
 
 SESSION_DAYS = 14
@@ -258,7 +259,7 @@ def authenticate(tx, token, wanted_org=None):
         if chosen is None:
             raise NotFound("organization not found")
         if chosen["locked"]:
-            raise Unauthorized("this account is locked in this organization")
+            raise Unauthorized(LOCKED_IN_ORGANIZATION)
     elif usable:
         chosen = next((m for m in usable if m["org_id"] == session["active_org_id"]), usable[0])
     if chosen is not None and chosen["mfa_required"] and not session["mfa_verified"]:
@@ -278,7 +279,7 @@ def set_active_organization(tx, who, org_id):
     if m is None:
         raise NotFound("organization not found")
     if m["locked"]:
-        raise Unauthorized("this account is locked in this organization")
+        raise Unauthorized(LOCKED_IN_ORGANIZATION)
     store.set_active_org(tx, who["user_id"], who["session_id"], org_id)
     return {"active_org_id": str(org_id)}
 

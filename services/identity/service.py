@@ -266,10 +266,6 @@ class IdentityService(base.ServiceBase):
     def on_messaging_audit(self, payload):
         self._store_audit("messaging", payload)
 
-    @event_handler("campaigns", "audit_recorded")
-    def on_campaigns_audit(self, payload):
-        self._store_audit("campaigns", payload)
-
     def _store_audit(self, source, payload):
         with self.db.transaction() as tx:
             if not tx.first_time(payload["event_id"], f"identity.audit.{source}"):
@@ -277,7 +273,3 @@ class IdentityService(base.ServiceBase):
             audit.store_event(tx, payload)
 
 
-def _uuid_or_404(value, what):
-    if not is_uuid(value):
-        raise NotFound(f"{what} not found")
-    return str(value)
