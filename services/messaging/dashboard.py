@@ -26,12 +26,9 @@ def recent(tx, org_id, filters):
     return [communications.view(r) for r in rows[:RECENT]]
 
 
-def incoming_email(tx, org_id):
-    return settings.incoming_email(settings.load(tx, org_id),
-                                   store.inbound_email_received(tx, org_id))
-
-
 def set_incoming_email_skipped(tx, org_id, skipped):
-    settings.load(tx, org_id)  # the settings row exists from the first time anyone asks
+    """-> the incoming-email step (before, after): one look at what was received."""
+    received = store.inbound_email_received(tx, org_id)
+    before = settings.incoming_email(settings.load(tx, org_id), received)  # the row exists now
     store.set_incoming_email_skipped(tx, org_id, skipped)
-    return incoming_email(tx, org_id)
+    return before, settings.incoming_email(settings.load(tx, org_id), received)

@@ -105,6 +105,13 @@ def view(row, provider, role, public_base_url, inbound_key, secret_key):
     return out
 
 
+def one_view(tx, org_id, provider, role, public_base_url, secret_key):
+    """view() of one provider's settings (its row only, its secrets only)."""
+    inbound_key = settings.load(tx, org_id)["inbound_key"]
+    return view(store.provider_settings(tx, org_id, provider), provider, role, public_base_url,
+                inbound_key, secret_key)
+
+
 def all_views(tx, org_id, role, public_base_url, secret_key):
     inbound_key = settings.load(tx, org_id)["inbound_key"]
     rows = {r["provider"]: r for r in store.provider_settings(tx, org_id)}

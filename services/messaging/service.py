@@ -50,8 +50,7 @@ class MessagingService(base.ServiceBase):
         with self.db.transaction() as tx:
             before = self._settings_view(tx, ctx)
             settings.set_sender(tx, ctx["org_id"], data)
-            row = settings.load(tx, ctx["org_id"])
-            after = settings.view(row, ctx["role"], self.config["PUBLIC_BASE_URL"])
+            after = self._settings_view(tx, ctx)
             audit.record(tx, ctx, "email_sender.updated", "email_settings", ctx["org_id"],
                          before["sender"], after["sender"])
         return after
@@ -67,8 +66,7 @@ class MessagingService(base.ServiceBase):
         with self.db.transaction() as tx:
             before = self._settings_view(tx, ctx)
             settings.set_provider(tx, ctx["org_id"], data, self.config["SECRET_KEY"])
-            row = settings.load(tx, ctx["org_id"])
-            after = settings.view(row, ctx["role"], self.config["PUBLIC_BASE_URL"])
+            after = self._settings_view(tx, ctx)
             changed = dict(after["provider"])
             if data.get("password") is not None:
                 changed["password_changed"] = True  # password_set alone would not show it
@@ -109,12 +107,11 @@ class MessagingService(base.ServiceBase):
         ctx = context(ctx)
         skipped = load(schemas.IncomingEmailSkipSchema(), data)["skipped"]
         with self.db.transaction() as tx:
-            before = dashboard.incoming_email(tx, ctx["org_id"])
-            after = dashboard.set_incoming_email_skipped(tx, ctx["org_id"], skipped)
-            if before["skipped"] != after["skipped"]:
-                audit.record(tx, ctx, "email_incoming." + ("skipped" if skipped else "resumed"),
-                             "email_settings", ctx["org_id"], {"skipped": before["skipped"]},
-                             {"skipped": after["skipped"]})
+            before, after = dashboard.set_incoming_email_skipped(tx, ctx["org_id"], skipped)
+            # No entry when nothing changed (audit.record skips equal before and after).
+            audit.record(tx, ctx, "email_incoming." + ("skipped" if skipped else "resumed"),
+                         "email_settings", ctx["org_id"], {"skipped": before["skipped"]},
+                         {"skipped": after["skipped"]})
         return after
 
     # -- provider integrations (Twilio, SendGrid, Mailgun, Postmark) ------------------------
@@ -132,17 +129,19 @@ class MessagingService(base.ServiceBase):
         provider = load(schemas.ProviderSchema(), {"provider": provider})["provider"]
         data = load(schemas.PROVIDER_SCHEMAS[provider](), data or {})
         with self.db.transaction() as tx:
-            before = providers.all_views(tx, ctx["org_id"], ctx["role"],
-                                         self.config["PUBLIC_BASE_URL"], self.config["SECRET_KEY"])
+            before = self._provider_view(tx, ctx, provider)
             # Secrets given (a rotation shows only as *_set, unchanged): marked, never recorded.
             rotated = [n for n in providers.SECRET_FIELDS[provider] if data.get(n) is not None]
             providers.save(tx, ctx["org_id"], provider, data, self.config["SECRET_KEY"])
-            views = providers.all_views(tx, ctx["org_id"], ctx["role"],
-                                        self.config["PUBLIC_BASE_URL"], self.config["SECRET_KEY"])
-            after = dict(_audited(views[provider]), **{f"{n}_changed": True for n in rotated})
+            view = self._provider_view(tx, ctx, provider)
+            after = dict(_audited(view), **{f"{n}_changed": True for n in rotated})
             audit.record(tx, ctx, f"provider.{provider}.updated", "provider_settings", provider,
-                         _audited(before.get(provider)), after)
-        return views[provider]
+                         _audited(before), after)
+        return view
+
+    def _provider_view(self, tx, ctx, provider):
+        return providers.one_view(tx, ctx["org_id"], provider, ctx["role"],
+                                  self.config["PUBLIC_BASE_URL"], self.config["SECRET_KEY"])
 
     @rpc
     def remove_provider_settings(self, ctx, provider):
@@ -150,12 +149,11 @@ class MessagingService(base.ServiceBase):
         if provider not in schemas.PROVIDERS:
             raise NotFound("no such provider")
         with self.db.transaction() as tx:
-            before = providers.all_views(tx, ctx["org_id"], ctx["role"],
-                                         self.config["PUBLIC_BASE_URL"], self.config["SECRET_KEY"])
+            before = self._provider_view(tx, ctx, provider)
             if not store.delete_provider_settings(tx, ctx["org_id"], provider):
                 raise NotFound(f"{provider} is not configured")
             audit.record(tx, ctx, f"provider.{provider}.removed", "provider_settings", provider,
-                         _audited(before.get(provider)), None)
+                         _audited(before), None)
         return None
 
     @rpc
