@@ -99,3 +99,29 @@ class Timestamp(_InUtc, fields.DateTime):
 
 class AwareTimestamp(_InUtc, fields.AwareDateTime):
     """An ISO 8601 date-time with an offset (or the field's default_timezone), loaded as UTC."""
+
+
+LINE_BREAKS = "\r\n\v\f\x85\u2028\u2029"  # what ends a line (str.splitlines, less the rare separators)
+
+
+def one_line(value):
+    """A validator: text without a line break (a name that goes into a header or a greeting)."""
+    if any(ch in value for ch in LINE_BREAKS):
+        raise ValidationError("a name on one line (no line breaks)")
+
+
+class Name(fields.String):
+    """A person's or organization's name: trimmed, on one line, not blank, at most 200 chars."""
+    default_error_messages = {"blank": "must not be blank", "lines": "a name on one line (no line breaks)",
+                              "long": "at most 200 characters"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if any(ch in text for ch in LINE_BREAKS):
+            raise self.make_error("lines")
+        text = text.strip()
+        if not text:
+            raise self.make_error("blank")
+        if len(text) > 200:
+            raise self.make_error("long")
+        return text

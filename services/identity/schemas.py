@@ -1,26 +1,9 @@
 """marshmallow schemas for the identity service's RPC payloads (the gateway reuses them)."""
 from marshmallow import fields, validate, validates_schema, ValidationError
 
-from services.common.schemas import Strict
+from services.common.schemas import Name, Strict, one_line
 
 ROLES = ("owner", "admin", "member", "viewer")
-
-
-class Name(fields.String):
-    """A person's or organization's name: trimmed, on one line, not blank, at most 200 chars."""
-    default_error_messages = {"blank": "must not be blank", "lines": "a name on one line (no line breaks)",
-                              "long": "at most 200 characters"}
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if any(ch in text for ch in "\r\n\v\f\x85\u2028\u2029"):
-            raise self.make_error("lines")
-        text = text.strip()
-        if not text:
-            raise self.make_error("blank")
-        if len(text) > 200:
-            raise self.make_error("long")
-        return text
 
 
 def _region(value):
@@ -90,7 +73,7 @@ class Recipient(Base):
     phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=40))
     name = fields.String(load_default="", validate=[
         validate.Length(max=200),
-        validate.Regexp(r"^[^\r\n\v\f\x85\u2028\u2029]*$", error="a name on one line (no line breaks)")])
+        one_line])
 
     @validates_schema
     def email_or_phone(self, data, **kwargs):

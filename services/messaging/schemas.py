@@ -4,7 +4,7 @@ import re
 from email_validator import EmailNotValidError, validate_email
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates, post_load
 
-from services.common.schemas import AwareTimestamp, Strict
+from services.common.schemas import AwareTimestamp, Name, Strict
 from services.messaging.communications import DIRECTIONS, STATUSES
 from services.messaging.settings import CHANNELS, TLS_MODES
 
@@ -22,9 +22,7 @@ def _email(value):
 class SenderIdentitySchema(Strict):
     # A request payload: an unknown field is refused, naming it.
 
-    name = fields.String(required=True, validate=[
-        validate.Length(min=1, max=200),
-        validate.Regexp(r"^[^\r\n\v\f\x85\u2028\u2029]*$", error="a name on one line (no line breaks)")])
+    name = Name(required=True)  # trimmed, one line, not blank
     email = fields.String(required=True, validate=validate.Length(max=320))
     # Optional: the domain whose mail reaches our inbound webhook (reply tokens, VERP bounces).
     reply_domain = fields.String(load_default=None, allow_none=True)
@@ -40,9 +38,6 @@ class SenderIdentitySchema(Strict):
             data["email"] = _email(data["email"])
         except ValidationError as err:
             raise ValidationError({"email": err.messages})
-        data["name"] = data["name"].strip()
-        if not data["name"]:
-            raise ValidationError({"name": ["must not be blank"]})
         if data.get("reply_domain"):
             data["reply_domain"] = data["reply_domain"].lower()
         return data
